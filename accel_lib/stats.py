@@ -1,0 +1,288 @@
+"""What a model costs: parameters, bytes, FLOPs/MACs of a forward pass, peak memory.
+
+Conventions used across the course:
+
+* a MAC is one multiply-accumulate; FLOPs = 2 x MACs (a multiply and an add), counted for
+  the matrix-multiply-like layers (Linear, Conv) exactly as ``torch.utils.flop_counter``
+  counts them; element-wise layers (ReLU, BatchNorm, pooling) are cheap in FLOPs and
+  counted in bytes only;
+* sizes are in **bytes** (``numel x element_size``), never bits;
+* bytes moved by a layer = weights read + input read + output written (a lower bound on
+  its memory traffic, used for arithmetic intensity).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+__all__ = [
+    "LayerCost",
+    "ModelCost",
+    "count_params",
+    "model_size_bytes",
+    "linear_macs",
+    "conv2d_macs",
+    "count_flops",
+    "peak_memory_bytes",
+]
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def count_params(model: nn.Module, *, trainable_only: bool = False) -> int:
+    """Number of parameters (shared parameters counted once)."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def model_size_bytes(model: nn.Module, *, include_buffers: bool = True) -> int:
+    """Bytes held by parameters (and buffers such as BatchNorm statistics): numel x element size.
+
+    Tensors that share storage are counted once.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
+    tensors = list(model.parameters())
+    if include_buffers:
+        tensors += list(model.buffers())
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for t in tensors:
+        key = (t.untyped_storage().data_ptr(), t.storage_offset())
+        if t.numel() == 0 or key in seen:
+            continue
+        seen.add(key)
+        total += t.numel() * t.element_size()
+    return total
+
+
+def _positive_ints(**values: int) -> None:
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+
+
+def linear_macs(batch: int, in_features: int, out_features: int) -> int:
+    """MACs of ``nn.Linear(in_features, out_features)`` on ``batch`` rows: B x in x out.
+
+    Each of the ``B x out`` outputs is a dot product of length ``in`` (bias adds not counted).
+    """
+    _positive_ints(batch=batch, in_features=in_features, out_features=out_features)
+    return batch * in_features * out_features
+
+
+def conv2d_macs(
+    batch: int,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int | tuple[int, int],
+    out_height: int,
+    out_width: int,
+    groups: int = 1,
+) -> int:
+    """MACs of a 2-D convolution: B x C_out x H_out x W_out x (C_in / groups) x K_h x K_w.
+
+    Every output value is a dot product over its receptive field of
+    ``(C_in / groups) x K_h x K_w`` inputs.
+    """
+    kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+    _positive_ints(batch=batch, in_channels=in_channels, out_channels=out_channels,
+                   kernel_h=kh, kernel_w=kw, out_height=out_height, out_width=out_width,
+                   groups=groups)
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"groups={groups} must divide in_channels={in_channels} "
+                         f"and out_channels={out_channels}")
+    return batch * out_channels * out_height * out_width * (in_channels // groups) * kh * kw
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """The cost of one leaf module in one forward pass."""
+
+    name: str
+    kind: str
+    macs: int
+    bytes: int
+    params: int
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def intensity(self) -> float:
+        """Arithmetic intensity: FLOPs per byte moved."""
+        return self.flops / self.bytes if self.bytes else math.inf
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """Per-layer and total cost of a forward pass."""
+
+    layers: tuple[LayerCost, ...]
+    uncounted: tuple[str, ...] = field(default=())
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def bytes(self) -> int:
+        return sum(layer.bytes for layer in self.layers)
+
+    @property
+    def intensity(self) -> float:
+        return self.flops / self.bytes if self.bytes else math.inf
+
+    def by_kind(self) -> dict[str, int]:
+        """FLOPs per layer type, e.g. ``{"Conv2d": ..., "Linear": ...}``."""
+        out: dict[str, int] = {}
+        for layer in self.layers:
+            out[layer.kind] = out.get(layer.kind, 0) + layer.flops
+        return out
+
+
+def _tensor_bytes(obj: Any) -> int:
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(o) for o in obj)
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(o) for o in obj.values())
+    return 0
+
+
+def _layer_macs(module: nn.Module, inputs: tuple, output: torch.Tensor) -> int | None:
+    if isinstance(module, nn.Linear):
+        return output.numel() * module.in_features
+    if isinstance(module, _CONV):
+        kernel = math.prod(module.kernel_size)
+        return output.numel() * (module.in_channels // module.groups) * kernel
+    if isinstance(module, nn.Bilinear):
+        return output.numel() * module.in1_features * module.in2_features
+    if next(module.parameters(recurse=False), None) is None or isinstance(
+        module, (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm, nn.Embedding)
+    ):
+        return 0  # element-wise, normalisation or lookup: memory traffic, no matmul FLOPs
+    return None  # a layer with weights this counter does not know
+
+
+def count_flops(model: nn.Module, *inputs: torch.Tensor) -> ModelCost:
+    """Count MACs, FLOPs and bytes moved by every leaf module in one forward pass.
+
+    Runs ``model(*inputs)`` once under ``torch.no_grad()`` with forward hooks. Layers with
+    weights that this counter does not know (e.g. LSTM) are listed in ``uncounted``.
+
+    Shapes: ``inputs`` are whatever ``model`` accepts, batch included.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
+    if not inputs:
+        raise ValueError("inputs must hold at least one example input tensor")
+    layers: list[LayerCost] = []
+    uncounted: list[str] = []
+
+    def make_hook(name: str) -> Callable:
+        def hook(module: nn.Module, args: tuple, output: Any) -> None:
+            main = output[0] if isinstance(output, (tuple, list)) else output
+            macs = _layer_macs(module, args, main) if isinstance(main, torch.Tensor) else None
+            weights = sum(_tensor_bytes(p) for p in module.parameters(recurse=False))
+            moved = weights + _tensor_bytes(args) + _tensor_bytes(output)
+            if macs is None:
+                uncounted.append(name)
+                macs = 0
+            n_params = sum(p.numel() for p in module.parameters(recurse=False))
+            layers.append(LayerCost(name, type(module).__name__, macs, moved, n_params))
+
+        return hook
+
+    handles = [
+        m.register_forward_hook(make_hook(n))
+        for n, m in model.named_modules()
+        if next(m.children(), None) is None  # leaf modules only
+    ]
+    try:
+        with torch.no_grad():
+            model(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return ModelCost(tuple(layers), tuple(uncounted))
+
+
+class _LiveBytes(TorchDispatchMode):
+    """Tracks the bytes of tensors created under it that are still alive, and the peak."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._storages: dict[int, list] = {}  # data_ptr -> [bytes, n live tensors]
+
+    def _release(self, ptr: int) -> None:
+        entry = self._storages.get(ptr)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            self.live -= entry[0]
+            del self._storages[ptr]
+
+    def _track(self, t: torch.Tensor) -> None:
+        storage = t.untyped_storage()
+        ptr = storage.data_ptr()
+        if ptr == 0:
+            return
+        entry = self._storages.setdefault(ptr, [storage.nbytes(), 0])
+        if entry[1] == 0:
+            self.live += entry[0]
+            self.peak = max(self.peak, self.live)
+        entry[1] += 1
+        weakref.finalize(t, self._release, ptr)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self._track(t)
+        return out
+
+
+def peak_memory_bytes(fn: Callable[[], Any], device: torch.device | str | None = None) -> int:
+    """Peak bytes of memory allocated while ``fn()`` runs, above what was allocated before.
+
+    On CUDA this is the caching allocator's own peak (``torch.cuda.max_memory_allocated``).
+    On CPU it is tracked by a dispatch mode that counts the storage of every tensor an op
+    creates until that tensor is freed: use it for inference (under ``torch.no_grad()``),
+    where intermediate tensors die as soon as Python drops them.
+    """
+    if not callable(fn):
+        raise ValueError(f"fn must be callable, got {type(fn).__name__}")
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    if device.type != "cpu":
+        raise ValueError(f"device must be cpu or cuda for peak memory, got {device}")
+    tracker = _LiveBytes()
+    with tracker:
+        result = fn()
+    del result
+    return tracker.peak

@@ -1,0 +1,135 @@
+"""Training and evaluation loops shared by every notebook."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .runtime import get_device
+
+__all__ = ["TrainConfig", "History", "make_optimizer", "train", "evaluate", "OPTIMIZERS"]
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: checked when built, so a typo fails before any work is done."""
+
+    epochs: int = 10
+    lr: float = 1e-2
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # SGD only
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"epochs must be a positive int, got {self.epochs!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+
+
+@dataclass
+class History:
+    """Per-epoch records of a training run."""
+
+    loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+
+
+def make_optimizer(params: Iterable[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer ``config`` names, from ``torch.optim``."""
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str | None = None) -> float:
+    """Top-1 accuracy of ``model`` on ``loader`` (a fraction in [0, 1]), in eval mode."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
+    device = torch.device(device) if device is not None else _model_device(model)
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    for x, y in loader:
+        pred = model(x.to(device)).argmax(dim=1)
+        correct += (pred == y.to(device)).sum().item()
+        total += y.numel()
+    model.train(was_training)
+    if total == 0:
+        raise ValueError("loader must yield at least one example, got an empty loader")
+    return correct / total
+
+
+def train(
+    model: nn.Module,
+    loader: Iterable,
+    config: TrainConfig | None = None,
+    *,
+    val_loader: Iterable | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> History:
+    """Train ``model`` in place with a tqdm progress bar; returns loss and accuracy per epoch.
+
+    Args:
+        model: moved to ``config.device`` (``"auto"``: cuda -> mps -> cpu).
+        loader: yields ``(x, y)`` batches.
+        config: epochs, optimizer, learning rate (defaults: :class:`TrainConfig`).
+        val_loader: if given, validation accuracy is recorded after every epoch.
+        loss_fn: defaults to cross-entropy.
+        optimizer: overrides the one ``config`` names (e.g. a from-scratch optimizer).
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
+    config = config or TrainConfig()
+    device = get_device(config.device)
+    model.to(device)
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    optimizer = optimizer or make_optimizer(model.parameters(), config)
+    history = History()
+    bar = tqdm(range(config.epochs), desc="epochs", disable=not config.progress, leave=False)
+    for _ in bar:
+        model.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(x)
+            loss = loss_fn(logits, y)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item() * y.numel()
+            correct += (logits.argmax(dim=1) == y).sum().item()
+            seen += y.numel()
+        if seen == 0:
+            raise ValueError("loader must yield at least one batch, got an empty loader")
+        history.loss.append(total_loss / seen)
+        history.train_accuracy.append(correct / seen)
+        if val_loader is not None:
+            history.val_accuracy.append(evaluate(model, val_loader, device))
+        bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
+    model.eval()
+    return history
