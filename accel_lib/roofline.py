@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,9 +144,13 @@ def measure_bandwidth_gbs(
 
 
 def measure_roofline(device: torch.device | str = "cpu", *, quick: bool = True) -> Roofline:
-    """Measure this device's roof (``quick``: ~1 s on a laptop CPU; else larger, steadier runs)."""
+    """Measure this device's roof (``quick``: ~1 s on a laptop CPU; else larger, steadier runs).
+
+    The bandwidth buffer (256 MB, or 512 MB) is chosen larger than the last-level cache of
+    most machines, so it measures main memory; smaller working sets run faster (caches).
+    """
     device = torch.device(device)
-    n, size_mb = (1024, 128) if quick else (2048, 512)
+    n, size_mb = (1024, 256) if quick else (2048, 512)
     if device.type != "cpu":
         n, size_mb = 4096, 1024
     peak = measure_peak_gflops(device, n=n)
@@ -196,8 +200,19 @@ def theoretical_peak_gflops() -> float | None:
     return threads * mhz / 1e3 * per_cycle
 
 
-def plot_roofline(roofline: Roofline, points: Sequence[OpPoint] = (), ax: Any = None) -> Any:
-    """Draw the roof (log-log) and each measured op at (intensity, achieved GFLOP/s)."""
+def plot_roofline(
+    roofline: Roofline,
+    points: Sequence[OpPoint] = (),
+    ax: Any = None,
+    *,
+    cache_bandwidths_gbs: Mapping[str, float] | None = None,
+) -> Any:
+    """Draw the roof (log-log) and each measured op at (intensity, achieved GFLOP/s).
+
+    ``cache_bandwidths_gbs`` adds dashed roofs for faster levels of the memory hierarchy
+    (e.g. ``{"16 MB (cache)": 55.0}``): an op whose data fits there can rise above the
+    main-memory roof.
+    """
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -210,6 +225,9 @@ def plot_roofline(roofline: Roofline, points: Sequence[OpPoint] = (), ax: Any = 
               label=f"roof ({roofline.device}): {roofline.peak_gflops:.0f} GFLOP/s, "
                     f"{roofline.bandwidth_gbs:.0f} GB/s")
     ax.axvline(roofline.ridge, color="grey", ls=":", lw=1)
+    for label, gbs in (cache_bandwidths_gbs or {}).items():
+        ax.loglog(xs, [min(roofline.peak_gflops, x * gbs) for x in xs], "--", lw=1,
+                  label=f"{label}: {gbs:.0f} GB/s")
     for p in points:
         ax.loglog(p.intensity, p.achieved_gflops, "o")
         ax.annotate(p.name, (p.intensity, p.achieved_gflops), textcoords="offset points",

@@ -1,18 +1,12 @@
-"""Shared fixtures, and the notebook time budget enforced on nbval runs."""
+"""Shared fixtures for the library and course tests."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
-# Each solution notebook must execute within this many seconds on 2 cores (COURSE.md).
-# It is a budget, like a timeout, not a speed claim: generous for a loaded machine.
-NOTEBOOK_BUDGET_S = 120.0
 ROOT = Path(__file__).resolve().parents[1]
-
-_notebook_seconds: dict[str, float] = defaultdict(float)
 
 
 @pytest.fixture(autouse=True)
@@ -20,30 +14,3 @@ def _seeded() -> None:
     from accel_lib import set_seed
 
     set_seed(0)
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    path = report.nodeid.split("::", 1)[0]
-    if path.endswith(".ipynb"):
-        _notebook_seconds[path] += report.duration
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not _notebook_seconds:
-        return
-    terminalreporter.section("notebook execution time (nbval)")
-    for path, seconds in sorted(_notebook_seconds.items()):
-        flag = "" if seconds <= NOTEBOOK_BUDGET_S else f"  OVER BUDGET ({NOTEBOOK_BUDGET_S:.0f} s)"
-        terminalreporter.write_line(f"{seconds:7.1f} s  {path}{flag}")
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    over = {p: s for p, s in _notebook_seconds.items() if s > NOTEBOOK_BUDGET_S}
-    if over and exitstatus == 0:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-@pytest.fixture(scope="session")
-def repo_root() -> Path:
-    return ROOT
-

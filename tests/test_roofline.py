@@ -95,4 +95,7 @@ def test_theoretical_peak_is_positive_when_known():
 
 def test_plot_roofline_draws_points():
     ax = plot_roofline(Roofline(100, 20), [OpPoint("a", 1e6, 1e6, 1.0)])
-    assert len(ax.lines) >= 3  # roof, ridge line, one point
+    assert len(ax.lines) == 3  # roof, ridge line, one point
+    ax = plot_roofline(Roofline(100, 20), [], cache_bandwidths_gbs={"L2": 80.0})
+    assert len(ax.lines) == 3  # roof, ridge line, one cache roof
+    assert "L2: 80 GB/s" in [t.get_text() for t in ax.get_legend().get_texts()]

@@ -1,0 +1,120 @@
+"""The course end to end: released notebooks are current, and grading round trips work."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tools.course import (
+    RELEASED,
+    SOLUTIONS,
+    assignments,
+    autograded_scores,
+    generate,
+    nbgrader,
+    release_diff,
+    scratch_course,
+)
+
+ASSIGNMENTS = assignments()
+
+
+def test_every_assignment_has_one_notebook_and_released_copy():
+    assert ASSIGNMENTS, "solutions/ holds no assignment"
+    for a in ASSIGNMENTS:
+        assert (SOLUTIONS / a / f"{a}.ipynb").exists(), f"solutions/{a}/{a}.ipynb is missing"
+
+
+def _cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_solution_follows_the_notebook_contract(assignment):
+    cells = _cells(SOLUTIONS / assignment / f"{assignment}.ipynb")
+    meta = [c["metadata"].get("nbgrader", {}) for c in cells]
+    auto = [m for m, c in zip(meta, cells, strict=True) if m.get("grade") and c["cell_type"] == "code"]
+    written = [m for m, c in zip(meta, cells, strict=True)
+               if m.get("grade") and c["cell_type"] == "markdown"]
+    assert 3 <= len(auto) <= 6, f"{assignment}: {len(auto)} graded test cells, want 3-6"
+    assert all(m.get("points", 0) > 0 for m in auto + written), "every graded cell has points"
+    assert written, f"{assignment}: needs at least one written (manually graded) question"
+    sources = ["".join(c["source"]) for c in cells]
+    assert all("### BEGIN HIDDEN TESTS" in "".join(c["source"])
+               for c, m in zip(cells, meta, strict=True) if m.get("grade") and c["cell_type"] == "code"), \
+        "every autograded test cell has hidden tests"
+    assert "set_seed(" in sources[1], "the first code cell seeds everything"
+    assert any("widgets." in s for s in sources), "at least one ipywidgets explorer"
+    assert "Objectives" in sources[0], "the first cell states the objectives"
+    assert "Summary" in "".join(sources[-2:]), "the notebook ends with a summary"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_released_notebooks_are_up_to_date(assignment, tmp_path):
+    fresh = generate(scratch_course(tmp_path, assignment), assignment)
+    problems = release_diff(assignment, RELEASED / assignment, fresh)
+    assert not problems, "notebooks/ is stale; run `make release`:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_released_notebooks_hide_solutions_and_hidden_tests(assignment):
+    text = (RELEASED / assignment / f"{assignment}.ipynb").read_text()
+    for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "accel_lib.bench import summarize_ms"):
+        assert marker not in text, f"released {assignment} leaks {marker!r}"
+    assert "raise NotImplementedError()" in text
+
+
+def _submit(course: Path, student: str, assignment: str, source_dir: Path) -> Path:
+    dest = course / "submitted" / student / assignment
+    shutil.copytree(source_dir, dest)
+    return dest / f"{assignment}.ipynb"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_grading_round_trip(assignment, tmp_path):
+    """Release; submit the full solution and the untouched release; autograde; feedback."""
+    course = scratch_course(tmp_path, assignment)
+    released = generate(course, assignment)
+    _submit(course, "full", assignment, SOLUTIONS / assignment)
+    _submit(course, "blank", assignment, released)
+    nbgrader(course, "autograde", assignment)
+    nbgrader(course, "generate_feedback", assignment)
+
+    scores = autograded_scores(course, assignment)
+    assert set(scores) == {"full", "blank"}
+    full, blank = scores["full"], scores["blank"]
+    assert full.max_auto > 0 and full.max_total > full.max_auto  # a written question exists
+    assert full.auto == full.max_auto, f"solution scored {full.auto} of {full.max_auto}"
+    assert blank.auto == 0, f"untouched release scored {blank.auto}, expected 0"
+    for student in ("full", "blank"):
+        assert (course / "feedback" / student / assignment / f"{assignment}.html").exists()
+
+
+def test_hostile_submission_cannot_stall_or_fool_the_grader(tmp_path):
+    """A submission that loops forever and shadows the checkers loses exactly those points."""
+    assignment = "00_measuring_speed"
+    course = scratch_course(tmp_path, assignment)
+    generate(course, assignment)
+    path = _submit(course, "hostile", assignment, SOLUTIONS / assignment)
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        grade_id = cell["metadata"].get("nbgrader", {}).get("grade_id")
+        if grade_id == "ex1_summarize":  # wrong answer, and a checker that never fails
+            cell["source"] = ("check_close = check_equal = lambda *a, **k: None\n"
+                              "def summarize(samples_ms):\n    return (0.0, 0.0)\n")
+        elif grade_id == "ex2_conv_flops":  # never returns
+            cell["source"] = "while True:\n    pass\n"
+        elif grade_id == "ex3_tests":  # turning a test cell into a plain cell does not skip it
+            cell["source"] = "pass"
+            del cell["metadata"]["nbgrader"]
+    nb["cells"] = [c for c in nb["cells"]  # deleting a test cell does not skip it either
+                   if c["metadata"].get("nbgrader", {}).get("grade_id") != "ex4_tests"]
+    path.write_text(json.dumps(nb))
+    nbgrader(course, "autograde", assignment, "--Execute.timeout=20")
+    score = autograded_scores(course, assignment)["hostile"]
+    # ex1 (2 pts) and ex2 (3 pts) lost; ex3 and ex4 keep their points: their solutions are
+    # intact and their test cells come back from the gradebook.
+    assert score.auto == score.max_auto - 5, f"hostile submission scored {score}"

@@ -1,0 +1,141 @@
+"""Course maintenance with stock nbgrader: release notebooks and run grading round trips.
+
+    python -m tools.course release            # regenerate notebooks/ from solutions/
+    python -m tools.course check              # fail if notebooks/ is out of date
+
+Everything runs nbgrader's own command line in a scratch copy of the course, so the repo
+root never collects a gradebook or submissions from these checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = ROOT / "solutions"
+RELEASED = ROOT / "notebooks"
+
+
+def assignments() -> list[str]:
+    """Every assignment: one folder per notebook under solutions/."""
+    return sorted(p.name for p in SOLUTIONS.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run ``nbgrader ARGS`` in ``course`` (raises with nbgrader's output on failure)."""
+    cmd = [sys.executable, "-m", "nbgrader", *args]
+    # nbgrader calls `alembic` and starts kernels by name: the environment's tools come first
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent),
+                                                  os.environ.get("PATH", "")])}
+    proc = subprocess.run(cmd, cwd=course, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n"
+                           f"{proc.stderr}")
+    return proc
+
+
+def scratch_course(workdir: Path, assignment: str) -> Path:
+    """A copy of the course config and one assignment's source, ready for nbgrader."""
+    course = workdir / "course"
+    course.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copytree(SOLUTIONS / assignment, course / "solutions" / assignment,
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    return course
+
+
+def generate(course: Path, assignment: str) -> Path:
+    """``nbgrader generate_assignment``; returns the released assignment folder."""
+    nbgrader(course, "generate_assignment", assignment, "--force")
+    return course / "notebooks" / assignment
+
+
+def _canonical(path: Path) -> str:
+    if path.suffix == ".ipynb":
+        return json.dumps(json.loads(path.read_text()), sort_keys=True, indent=1)
+    return path.read_text()
+
+
+def release_diff(assignment: str, released: Path, expected: Path) -> list[str]:
+    """Files that differ between a fresh release (``expected``) and ``released``."""
+    problems = []
+    new = {p.relative_to(expected) for p in expected.rglob("*") if p.is_file()}
+    old = {p.relative_to(released) for p in released.rglob("*") if p.is_file()} \
+        if released.exists() else set()
+    for rel in sorted(new - old):
+        problems.append(f"{assignment}/{rel}: missing from notebooks/")
+    for rel in sorted(old - new):
+        problems.append(f"{assignment}/{rel}: in notebooks/ but not produced by nbgrader")
+    for rel in sorted(new & old):
+        if _canonical(expected / rel) != _canonical(released / rel):
+            problems.append(f"{assignment}/{rel}: differs from what nbgrader generates")
+    return problems
+
+
+def release(check_only: bool = False) -> list[str]:
+    """Regenerate notebooks/ from solutions/ (or, with ``check_only``, list what is stale)."""
+    problems: list[str] = []
+    for assignment in assignments():
+        with tempfile.TemporaryDirectory() as tmp:
+            fresh = generate(scratch_course(Path(tmp), assignment), assignment)
+            if check_only:
+                problems += release_diff(assignment, RELEASED / assignment, fresh)
+            else:
+                shutil.rmtree(RELEASED / assignment, ignore_errors=True)
+                shutil.copytree(fresh, RELEASED / assignment)
+    if not check_only:
+        stale = [p for p in RELEASED.iterdir() if p.is_dir() and p.name not in assignments()]
+        for p in stale:
+            shutil.rmtree(p)
+    return problems
+
+
+@dataclass(frozen=True)
+class Score:
+    """Autograded points of one submission (written answers are graded by hand: not here)."""
+
+    auto: float
+    max_auto: float
+    max_total: float
+
+
+def autograded_scores(course: Path, assignment: str) -> dict[str, Score]:
+    """Autograded score of every student's submission, read from the gradebook."""
+    from nbgrader.api import Gradebook
+
+    scores = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for submission in gb.assignment_submissions(assignment):
+            auto = max_auto = max_total = 0.0
+            for nb in submission.notebooks:
+                for grade in nb.grades:
+                    max_total += grade.max_score
+                    if grade.cell.cell_type == "code":  # autograded test cells
+                        max_auto += grade.max_score
+                        auto += grade.auto_score or 0.0
+            scores[submission.student.id] = Score(auto, max_auto, max_total)
+    return scores
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["release", "check"])
+    args = parser.parse_args(argv)
+    problems = release(check_only=args.action == "check")
+    for line in problems:
+        print(line)
+    if args.action == "release":
+        print(f"released {', '.join(assignments())} to {RELEASED.relative_to(ROOT)}/")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
