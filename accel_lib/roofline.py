@@ -146,11 +146,11 @@ def measure_bandwidth_gbs(
 def measure_roofline(device: torch.device | str = "cpu", *, quick: bool = True) -> Roofline:
     """Measure this device's roof (``quick``: ~1 s on a laptop CPU; else larger, steadier runs).
 
-    The bandwidth buffer (256 MB, or 512 MB) is chosen larger than the last-level cache of
+    The bandwidth buffer (128 MB, or 512 MB) is chosen larger than the last-level cache of
     most machines, so it measures main memory; smaller working sets run faster (caches).
     """
     device = torch.device(device)
-    n, size_mb = (1024, 256) if quick else (2048, 512)
+    n, size_mb = (1024, 128) if quick else (2048, 512)
     if device.type != "cpu":
         n, size_mb = 4096, 1024
     peak = measure_peak_gflops(device, n=n)

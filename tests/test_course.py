@@ -36,16 +36,15 @@ def _cells(path: Path) -> list[dict]:
 def test_solution_follows_the_notebook_contract(assignment):
     cells = _cells(SOLUTIONS / assignment / f"{assignment}.ipynb")
     meta = [c["metadata"].get("nbgrader", {}) for c in cells]
-    auto = [m for m, c in zip(meta, cells, strict=True) if m.get("grade") and c["cell_type"] == "code"]
-    written = [m for m, c in zip(meta, cells, strict=True)
-               if m.get("grade") and c["cell_type"] == "markdown"]
+    graded = [(m, c) for m, c in zip(meta, cells, strict=True) if m.get("grade")]
+    auto = [m for m, c in graded if c["cell_type"] == "code"]
+    written = [m for m, c in graded if c["cell_type"] == "markdown"]
     assert 3 <= len(auto) <= 6, f"{assignment}: {len(auto)} graded test cells, want 3-6"
     assert all(m.get("points", 0) > 0 for m in auto + written), "every graded cell has points"
     assert written, f"{assignment}: needs at least one written (manually graded) question"
     sources = ["".join(c["source"]) for c in cells]
     assert all("### BEGIN HIDDEN TESTS" in "".join(c["source"])
-               for c, m in zip(cells, meta, strict=True) if m.get("grade") and c["cell_type"] == "code"), \
-        "every autograded test cell has hidden tests"
+               for _, c in graded if c["cell_type"] == "code"), "every test cell has hidden tests"
     assert "set_seed(" in sources[1], "the first code cell seeds everything"
     assert any("widgets." in s for s in sources), "at least one ipywidgets explorer"
     assert "Objectives" in sources[0], "the first cell states the objectives"

@@ -1,0 +1,49 @@
+"""Execution time and peak memory of every solution notebook (the course's budget)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from .record import Record
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGET_S = 120.0
+BUDGET_MB = 2048.0
+
+
+_PEAK_RSS_CELL = (
+    "import resource\n"
+    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux"
+)
+
+
+def run_notebook(path: Path) -> tuple[float, float]:
+    """Execute a notebook in a fresh kernel; return (seconds, the kernel's peak RSS in MB).
+
+    The peak is read inside the kernel by a cell appended to an in-memory copy.
+    """
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(_PEAK_RSS_CELL))
+    client = NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    peak_kib = float(nb.cells[-1].outputs[0]["text"].strip())
+    return seconds, peak_kib / 1024
+
+
+def records() -> list[Record]:
+    out = []
+    for path in sorted((ROOT / "solutions").glob("*/*.ipynb")):
+        seconds, rss_mb = run_notebook(path)
+        name = path.stem
+        out.append(Record(f"course/notebook-seconds/{name}", seconds, "s", BUDGET_S,
+                          "wall time in a fresh kernel, kernel start included; baseline = budget"))
+        out.append(Record(f"course/notebook-peak-rss-mb/{name}", rss_mb, "MB", BUDGET_MB,
+                          "peak resident memory of the kernel; baseline = Binder's limit"))
+    return out
