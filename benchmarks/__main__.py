@@ -3,31 +3,48 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import pkgutil
 import platform
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import torch
 
 from accel_lib.bench import markdown_table
 
-from . import machine, notebooks
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results.json"
+# Record-name prefix -> module. Technique modules (benchmarks/pruning.py, ...) are found
+# by name: any module here with a records() function is a suite named after the module.
+RENAMED = {"machine": "bench", "notebooks": "course"}
+NOT_SUITES = {"record"}
 
-SUITES = {"bench": machine, "course": notebooks}
-RESULTS = Path(__file__).resolve().parent / "results.json"
+
+def discover() -> dict[str, ModuleType]:
+    suites = {}
+    for info in pkgutil.iter_modules([str(HERE)]):
+        if info.name.startswith("_") or info.name in NOT_SUITES:
+            continue
+        module = importlib.import_module(f"{__package__}.{info.name}")
+        if callable(getattr(module, "records", None)):
+            suites[RENAMED.get(info.name, info.name)] = module
+    return suites
 
 
 def main(argv: list[str] | None = None) -> int:
+    suites = discover()
     parser = argparse.ArgumentParser(description="Run the course's benchmark suite.")
-    parser.add_argument("--only", nargs="*", choices=sorted(SUITES), default=sorted(SUITES),
+    parser.add_argument("--only", nargs="*", choices=sorted(suites), default=sorted(suites),
                         help="run only these suites (record-name prefixes)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     records = []
     for prefix in args.only:
         print(f"running {prefix} ...", file=sys.stderr, flush=True)
-        records += [r.as_dict() for r in SUITES[prefix].records()]
+        records += [r.as_dict() for r in suites[prefix].records()]
     # Keep records of suites not run this time, so `--only` refreshes part of the file.
     if args.output.exists():
         ran = {r["name"] for r in records}
