@@ -165,7 +165,7 @@ def _tensor_bytes(obj: Any) -> int:
     return 0
 
 
-def _layer_macs(module: nn.Module, inputs: tuple, output: torch.Tensor) -> int | None:
+def _layer_macs(module: nn.Module, output: torch.Tensor) -> int | None:
     if isinstance(module, nn.Linear):
         return output.numel() * module.in_features
     if isinstance(module, _CONV):
@@ -198,7 +198,7 @@ def count_flops(model: nn.Module, *inputs: torch.Tensor) -> ModelCost:
     def make_hook(name: str) -> Callable:
         def hook(module: nn.Module, args: tuple, output: Any) -> None:
             main = output[0] if isinstance(output, (tuple, list)) else output
-            macs = _layer_macs(module, args, main) if isinstance(main, torch.Tensor) else None
+            macs = _layer_macs(module, main) if isinstance(main, torch.Tensor) else None
             weights = sum(_tensor_bytes(p) for p in module.parameters(recurse=False))
             moved = weights + _tensor_bytes(args) + _tensor_bytes(output)
             if macs is None:
