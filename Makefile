@@ -44,8 +44,10 @@ lab: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Two test workers on two cores: each process (and each notebook kernel it starts) uses one
+# thread, or their OpenMP pools oversubscribe the cores and every notebook runs ~10x slower.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope -p no:cacheprovider \
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope -p no:cacheprovider \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=300 tests solutions
 
 bench: $(STAMP)
