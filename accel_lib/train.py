@@ -11,9 +11,14 @@ from tqdm.auto import tqdm
 
 from .runtime import get_device
 
-__all__ = ["TrainConfig", "History", "make_optimizer", "train", "evaluate", "OPTIMIZERS"]
+__all__ = ["TrainConfig", "History", "StepFn", "make_optimizer", "train", "evaluate",
+           "OPTIMIZERS"]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+
+# One optimisation step on a batch (x, y) already on the device: returns the batch's loss
+# as a float and the model's logits (detached), from which the loop counts accuracy.
+StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[float, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,7 @@ def train(
     val_loader: Iterable | None = None,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
+    step: StepFn | None = None,
 ) -> History:
     """Train ``model`` in place with a tqdm progress bar; returns loss and accuracy per epoch.
 
@@ -101,14 +107,26 @@ def train(
         val_loader: if given, validation accuracy is recorded after every epoch.
         loss_fn: defaults to cross-entropy.
         optimizer: overrides the one ``config`` names (e.g. a from-scratch optimizer).
+        step: replaces the default step (forward, ``loss_fn``, backward, ``optimizer``)
+            for objectives that need more than the logits, e.g. distillation.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
     config = config or TrainConfig()
     device = get_device(config.device)
     model.to(device)
-    loss_fn = loss_fn or nn.functional.cross_entropy
-    optimizer = optimizer or make_optimizer(model.parameters(), config)
+    if step is None:
+        loss_fn = loss_fn or nn.functional.cross_entropy
+        optimizer = optimizer or make_optimizer(model.parameters(), config)
+
+        def step(x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(x)
+            loss = loss_fn(logits, y)
+            loss.backward()
+            optimizer.step()
+            return loss.item(), logits.detach()
+
     history = History()
     bar = tqdm(range(config.epochs), desc="epochs", disable=not config.progress, leave=False)
     for _ in bar:
@@ -116,12 +134,8 @@ def train(
         total_loss, correct, seen = 0.0, 0, 0
         for x, y in loader:
             x, y = x.to(device), y.to(device)
-            optimizer.zero_grad(set_to_none=True)
-            logits = model(x)
-            loss = loss_fn(logits, y)
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.item() * y.numel()
+            loss, logits = step(x, y)
+            total_loss += loss * y.numel()
             correct += (logits.argmax(dim=1) == y).sum().item()
             seen += y.numel()
         if seen == 0:

@@ -65,3 +65,17 @@ def test_empty_loaders_are_clear_errors():
         evaluate(MLP(), empty)
     with pytest.raises(ValueError, match="loader"):
         train(MLP(), empty, TrainConfig(epochs=1, progress=False))
+
+
+def test_train_uses_a_custom_step_and_records_its_loss():
+    splits = digits_loaders(batch_size=500, seed=0, flatten=True)
+    model = MLP()
+    calls = []
+
+    def step(x, y):
+        calls.append(len(y))
+        return 2.0, torch.nn.functional.one_hot(y, 10).float()  # "perfect" logits
+
+    history = train(model, splits.train, TrainConfig(epochs=2, progress=False), step=step)
+    assert sum(calls) == 2 * len(splits.train.dataset)
+    assert history.loss == [2.0, 2.0] and history.train_accuracy == [1.0, 1.0]
