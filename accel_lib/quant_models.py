@@ -1,0 +1,287 @@
+"""Quantizing models, the model-level tier: fake quantization with a straight-through
+estimator, post-training quantization (PTQ) with calibration data, quantization-aware
+training (QAT), and honest sizes.
+
+Simulated ("fake") quantization keeps float tensors but rounds them onto the integer grid,
+so a model sees exactly the values an integer kernel would. Rounding has zero gradient
+almost everywhere; the straight-through estimator (STE) passes the gradient through as if
+rounding were the identity, and zeroes it where the value was clipped:
+
+    d x_hat / d x = 1 if q_min <= round(x / s) + z <= q_max else 0
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .quant_observers import OBSERVERS, Observer, make_observer
+from .quant_ops import QParams, check_bits, fake_quantize, in_range_mask, qparams_from_tensor
+from .train import TrainConfig, train
+
+__all__ = [
+    "FakeQuantizeSTE",
+    "fake_quantize_ste",
+    "QuantConfig",
+    "QuantWrapper",
+    "SUPPORTED_MODULES",
+    "prepare_",
+    "calibrate_",
+    "ptq_",
+    "qat_",
+    "quant_wrappers",
+    "dynamic_quantize",
+    "serialized_size_bytes",
+    "state_size_bytes",
+]
+
+SUPPORTED_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
+class FakeQuantizeSTE(torch.autograd.Function):
+    """``fake_quantize`` forward; straight-through (clipped) gradient backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, qp: QParams) -> torch.Tensor:  # noqa: D102
+        ctx.save_for_backward(in_range_mask(x, qp))
+        return fake_quantize(x, qp).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
+        (mask,) = ctx.saved_tensors
+        return grad * mask, None
+
+
+def fake_quantize_ste(x: torch.Tensor, qp: QParams) -> torch.Tensor:
+    """Fake-quantize ``x`` with the straight-through estimator (gradient 1 in range, 0 clipped).
+
+    Values and gradients equal ``torch.fake_quantize_per_tensor_affine``'s (and per channel).
+    Shapes: as ``x``.
+    """
+    return FakeQuantizeSTE.apply(x, qp)
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """How to quantize a model's Linear and Conv layers.
+
+    Weights: symmetric signed codes, one scale per output channel (``per_channel``) or per
+    tensor, from the weights' min and max. Activations (the input of each layer): affine
+    signed codes from an observer run on calibration data; ``act_bits=None`` leaves them
+    float (weight-only quantization).
+    """
+
+    weight_bits: int = 8
+    act_bits: int | None = 8
+    per_channel: bool = True
+    observer: str = "minmax"
+    percentile: float = 99.99
+
+    def __post_init__(self) -> None:
+        check_bits(self.weight_bits, "weight_bits")
+        if self.act_bits is not None:
+            check_bits(self.act_bits, "act_bits")
+        if self.observer not in OBSERVERS:
+            raise ValueError(f"observer must be one of {OBSERVERS}, got {self.observer!r}")
+        if not 50 < self.percentile <= 100:
+            raise ValueError(f"percentile must be in (50, 100], got {self.percentile!r}")
+
+    def make_observer(self) -> Observer:
+        kwargs = {"percentile": self.percentile} if self.observer == "percentile" else {}
+        return make_observer(self.observer, **kwargs)
+
+
+class QuantWrapper(nn.Module):
+    """A Linear/Conv whose weight and input are fake-quantized (with the STE) in forward.
+
+    States: ``calibrating`` (the input observer watches, the input stays float), then
+    frozen (``act_qparams`` set by :func:`calibrate_`; inputs are fake-quantized).
+    The weight's qparams follow the current weight, so QAT can train it.
+
+    Shapes: as the wrapped module.
+    """
+
+    def __init__(self, module: nn.Module, config: QuantConfig) -> None:
+        super().__init__()
+        if not isinstance(module, SUPPORTED_MODULES):
+            names = ", ".join(c.__name__ for c in SUPPORTED_MODULES)
+            raise TypeError(f"module must be one of {names}, got {type(module).__name__}")
+        self.module = module
+        self.config = config
+        self.observer = config.make_observer() if config.act_bits is not None else None
+        self.act_qparams: QParams | None = None
+        self.calibrating = False
+
+    def weight_qparams(self) -> QParams:
+        return qparams_from_tensor(self.module.weight, self.config.weight_bits, symmetric=True,
+                                   axis=0 if self.config.per_channel else None)
+
+    def quantized_weight(self) -> torch.Tensor:
+        return fake_quantize_ste(self.module.weight, self.weight_qparams())
+
+    def freeze(self) -> None:
+        """Fix the activation qparams from what the observer saw."""
+        if self.observer is not None:
+            self.act_qparams = self.observer.qparams(self.config.act_bits, signed=True)
+        self.calibrating = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.observer is not None:
+            if self.calibrating:
+                self.observer.update(x)
+            elif self.act_qparams is None:
+                raise RuntimeError("QuantWrapper has no activation qparams: run calibrate_ "
+                                   "(or ptq_) with calibration data first")
+            else:
+                x = fake_quantize_ste(x, self.act_qparams)
+        weight = self.quantized_weight()
+        if isinstance(self.module, nn.Linear):
+            return nn.functional.linear(x, weight, self.module.bias)
+        return self.module._conv_forward(x, weight, self.module.bias)
+
+    def extra_repr(self) -> str:
+        return (f"weight_bits={self.config.weight_bits}, act_bits={self.config.act_bits}, "
+                f"per_channel={self.config.per_channel}")
+
+
+def quant_wrappers(model: nn.Module) -> list[QuantWrapper]:
+    """Every :class:`QuantWrapper` inside ``model``."""
+    return [m for m in model.modules() if isinstance(m, QuantWrapper)]
+
+
+def prepare_(model: nn.Module, config: QuantConfig | None = None) -> nn.Module:
+    """Wrap every Linear/Conv1d/Conv2d of ``model`` in a :class:`QuantWrapper`, in place.
+
+    Raises:
+        ValueError: the model is already prepared, or has no layer this module can quantize.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    config = config or QuantConfig()
+    if quant_wrappers(model):
+        raise ValueError("model is already prepared for quantization (it holds QuantWrappers)")
+
+    def swap(parent: nn.Module) -> int:
+        count = 0
+        for name, child in parent.named_children():
+            if isinstance(child, SUPPORTED_MODULES):
+                setattr(parent, name, QuantWrapper(child, config))
+                count += 1
+            else:
+                count += swap(child)
+        return count
+
+    if isinstance(model, SUPPORTED_MODULES):
+        raise ValueError("model must contain layers, not be one: wrap it in nn.Sequential")
+    if swap(model) == 0:
+        names = ", ".join(c.__name__ for c in SUPPORTED_MODULES)
+        raise ValueError(f"model has no layer to quantize (supported: {names})")
+    return model
+
+
+def _inputs(batch: Any) -> torch.Tensor:
+    return batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
+@torch.no_grad()
+def calibrate_(model: nn.Module, batches: Iterable, *, max_batches: int | None = None
+               ) -> nn.Module:
+    """Run calibration ``batches`` (tensors or ``(x, y)`` pairs) through a prepared model,
+    then freeze every activation range. In place; returns the model.
+
+    Raises:
+        ValueError: the model is not prepared, or ``batches`` yields nothing.
+    """
+    wrappers = quant_wrappers(model)
+    if not wrappers:
+        raise ValueError("model is not prepared: call prepare_(model, config) first")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    for w in wrappers:
+        w.calibrating = True
+    seen = 0
+    for batch in batches:
+        if max_batches is not None and seen >= max_batches:
+            break
+        model(_inputs(batch).to(device))
+        seen += 1
+    if seen == 0:
+        for w in wrappers:
+            w.calibrating = False
+        raise ValueError("calibration data is empty: batches must yield at least one batch")
+    for w in wrappers:
+        w.freeze()
+    model.train(was_training)
+    return model
+
+
+def ptq_(model: nn.Module, batches: Iterable, config: QuantConfig | None = None, *,
+         max_batches: int | None = None) -> nn.Module:
+    """Post-training quantization in place: :func:`prepare_` then :func:`calibrate_`."""
+    return calibrate_(prepare_(model, config), batches, max_batches=max_batches)
+
+
+def qat_(model: nn.Module, train_loader: Iterable, config: QuantConfig | None = None,
+         train_config: TrainConfig | None = None, *, val_loader: Iterable | None = None,
+         calibration_batches: int = 8) -> nn.Module:
+    """Quantization-aware training in place: PTQ (calibrated on ``train_loader``), then
+    fine-tune through the fake quantizers with the STE. A model already prepared is
+    fine-tuned as it is.
+    """
+    if not quant_wrappers(model):
+        ptq_(model, train_loader, config, max_batches=calibration_batches)
+    train(model, train_loader, train_config or TrainConfig(epochs=3, lr=1e-3, progress=False),
+          val_loader=val_loader)
+    return model
+
+
+def dynamic_quantize(model: nn.Module) -> nn.Module:
+    """PyTorch's fast path: ``torch.ao.quantization.quantize_dynamic`` (int8 Linear weights,
+    activations quantized on the fly per batch) on a copy of ``model`` (eval, CPU)."""
+    if not any(isinstance(m, nn.Linear) for m in model.modules()):
+        raise ValueError("model has no nn.Linear: dynamic quantization only converts Linear")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's deprecation notices
+        from torch.ao.quantization import quantize_dynamic
+
+        return quantize_dynamic(copy.deepcopy(model).cpu().eval(), {nn.Linear},
+                                dtype=torch.qint8)
+
+
+def serialized_size_bytes(model: nn.Module) -> int:
+    """Bytes of ``torch.save(model.state_dict())`` in memory: the size on disk."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getbuffer().nbytes
+
+
+def _tensor_bytes(obj: Any) -> int:
+    if isinstance(obj, torch.Tensor):
+        size = obj.numel() * obj.element_size()
+        if obj.is_quantized and obj.qscheme() in (torch.per_channel_affine,
+                                                  torch.per_channel_symmetric):
+            size += _tensor_bytes(obj.q_per_channel_scales())
+            size += _tensor_bytes(obj.q_per_channel_zero_points())
+        return size
+    if isinstance(obj, (tuple, list)):
+        return sum(_tensor_bytes(o) for o in obj)
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(o) for o in obj.values())
+    return 0
+
+
+def state_size_bytes(model: nn.Module) -> int:
+    """Bytes of every tensor in the state dict (numel x element size, qparams included).
+
+    Unlike ``accel_lib.stats.model_size_bytes`` this also sees PyTorch's packed int8
+    weights, which are neither parameters nor buffers.
+    """
+    return _tensor_bytes(dict(model.state_dict()))

@@ -1,0 +1,228 @@
+"""Calibration observers: watch activations (or weights) and choose the range to quantize.
+
+The range trades two errors. Rounding error grows with the step ``s = range / (2^b - 1)``
+(its mean square is about ``s^2 / 12``); clipping error comes from every value outside the
+range. Min-max never clips but wastes steps on outliers; a percentile or an MSE search
+clips a few outliers to make the step smaller for everything else.
+
+* :class:`MinMaxObserver`: running min and max (``torch.ao.quantization.MinMaxObserver``).
+* :class:`MovingAverageMinMaxObserver`: ``m <- m + c (m_batch - m)`` per batch.
+* :class:`PercentileObserver`: the ``p``-th and ``(100 - p)``-th percentiles of the samples.
+* :class:`MSEObserver`: the shrunken range ``alpha [min, max]`` whose round trip has the
+  least mean squared error, searched on a grid of ``alpha`` for the requested bit width.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .quant_ops import QParams, _norm_axis, choose_qparams, fake_quantize, quant_range
+
+__all__ = [
+    "Observer",
+    "MinMaxObserver",
+    "MovingAverageMinMaxObserver",
+    "PercentileObserver",
+    "MSEObserver",
+    "OBSERVERS",
+    "make_observer",
+]
+
+
+class Observer:
+    """Base class: ``update(x)`` with batches, then ``qparams(bits, symmetric=...)``.
+
+    Args:
+        axis: ``None`` for one range per tensor, or the channel axis for one range per slice.
+
+    Shapes: per channel, every batch must have the same size along ``axis``.
+    """
+
+    def __init__(self, axis: int | None = None) -> None:
+        if axis is not None and (isinstance(axis, bool) or not isinstance(axis, int)):
+            raise ValueError(f"axis must be None or an int, got {axis!r}")
+        self.axis = axis
+        self.batches = 0
+
+    def _rows(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` as (C, N) per channel or (1, N) per tensor, float32, detached."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.numel() == 0:
+            raise ValueError("x must not be empty: an observer cannot calibrate on no values")
+        x = x.detach().to(torch.float32)
+        if self.axis is None:
+            return x.reshape(1, -1)
+        axis = _norm_axis(self.axis, x.dim())
+        return x.movedim(axis, 0).reshape(x.shape[axis], -1)
+
+    def update(self, x: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Observe ``x`` and return it unchanged (so an observer can sit in a forward pass)."""
+        self.update(x)
+        return x
+
+    def _check_seen(self) -> None:
+        if self.batches == 0:
+            raise ValueError(f"{type(self).__name__} observed no data: call update() with "
+                             "calibration batches before asking for its range or qparams")
+
+    def range(self, bits: int = 8, *, symmetric: bool = False,
+              signed: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(min_val, max_val)``: 0-d per tensor, (C,) per channel."""
+        raise NotImplementedError
+
+    def qparams(self, bits: int = 8, *, symmetric: bool = False,
+                signed: bool | None = None) -> QParams:
+        """Scale and zero point for ``bits``-wide codes over the observed range."""
+        lo, hi = self.range(bits, symmetric=symmetric, signed=signed)
+        return choose_qparams(lo, hi, bits, symmetric=symmetric, signed=signed, axis=self.axis)
+
+    def _shape_out(self, t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(()) if self.axis is None else t
+
+
+class MinMaxObserver(Observer):
+    """Running minimum and maximum of everything observed: never clips."""
+
+    def __init__(self, axis: int | None = None) -> None:
+        super().__init__(axis)
+        self.min_val: torch.Tensor | None = None
+        self.max_val: torch.Tensor | None = None
+
+    def _combine(self, lo: torch.Tensor, hi: torch.Tensor) -> None:
+        self.min_val = lo if self.min_val is None else torch.minimum(self.min_val, lo)
+        self.max_val = hi if self.max_val is None else torch.maximum(self.max_val, hi)
+
+    def _check_channels(self, rows: torch.Tensor) -> None:
+        if self.min_val is not None and self.min_val.numel() != rows.shape[0]:
+            raise ValueError(f"x has {rows.shape[0]} channels along axis {self.axis}, "
+                             f"earlier batches had {self.min_val.numel()}")
+
+    def update(self, x: torch.Tensor) -> None:
+        rows = self._rows(x)
+        self._check_channels(rows)
+        self._combine(rows.amin(dim=1), rows.amax(dim=1))
+        self.batches += 1
+
+    def range(self, bits: int = 8, *, symmetric: bool = False,
+              signed: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        self._check_seen()
+        return self._shape_out(self.min_val), self._shape_out(self.max_val)
+
+
+class MovingAverageMinMaxObserver(MinMaxObserver):
+    """Exponential moving average of per-batch min and max (QAT's default range tracker).
+
+    ``min <- min + c (min_batch - min)`` (the first batch sets it), likewise for max; the
+    same rule as ``torch.ao.quantization.MovingAverageMinMaxObserver``.
+    """
+
+    def __init__(self, averaging_constant: float = 0.01, axis: int | None = None) -> None:
+        super().__init__(axis)
+        if not 0 < averaging_constant <= 1:
+            raise ValueError(f"averaging_constant must be in (0, 1], got {averaging_constant!r}")
+        self.averaging_constant = averaging_constant
+
+    def _combine(self, lo: torch.Tensor, hi: torch.Tensor) -> None:
+        if self.min_val is None:
+            self.min_val, self.max_val = lo, hi
+            return
+        c = self.averaging_constant
+        self.min_val = self.min_val + c * (lo - self.min_val)
+        self.max_val = self.max_val + c * (hi - self.max_val)
+
+
+class _SampleObserver(Observer):
+    """Keeps (a strided subsample of) the observed values for range searches."""
+
+    def __init__(self, axis: int | None = None, max_samples: int = 2**20) -> None:
+        super().__init__(axis)
+        if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 2:
+            raise ValueError(f"max_samples must be an int >= 2, got {max_samples!r}")
+        self.max_samples = max_samples
+        self._chunks: list[torch.Tensor] = []
+
+    def update(self, x: torch.Tensor) -> None:
+        rows = self._rows(x)
+        if self._chunks and self._chunks[0].shape[0] != rows.shape[0]:
+            raise ValueError(f"x has {rows.shape[0]} channels along axis {self.axis}, "
+                             f"earlier batches had {self._chunks[0].shape[0]}")
+        self._chunks.append(rows)
+        per_row = sum(c.shape[1] for c in self._chunks)
+        if per_row * rows.shape[0] > self.max_samples:  # thin out: keep every other value
+            merged = torch.cat(self._chunks, dim=1)
+            self._chunks = [merged[:, ::2].contiguous()]
+        self.batches += 1
+
+    @property
+    def samples(self) -> torch.Tensor:
+        """Observed values, (C, N) per channel or (1, N) per tensor."""
+        self._check_seen()
+        if len(self._chunks) > 1:
+            self._chunks = [torch.cat(self._chunks, dim=1)]
+        return self._chunks[0]
+
+
+class PercentileObserver(_SampleObserver):
+    """Range from the ``(100 - p)``-th to the ``p``-th percentile: clips the rarest outliers."""
+
+    def __init__(self, percentile: float = 99.99, axis: int | None = None,
+                 max_samples: int = 2**20) -> None:
+        super().__init__(axis, max_samples)
+        if not 50 < percentile <= 100:
+            raise ValueError(f"percentile must be in (50, 100], got {percentile!r}")
+        self.percentile = percentile
+
+    def range(self, bits: int = 8, *, symmetric: bool = False,
+              signed: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = self.samples.double()
+        q = torch.tensor([1 - self.percentile / 100, self.percentile / 100], dtype=torch.float64)
+        lo, hi = torch.quantile(rows, q.to(rows.device), dim=1).float()  # each (C,)
+        return self._shape_out(lo), self._shape_out(hi)
+
+
+class MSEObserver(_SampleObserver):
+    """The range ``alpha [min, max]`` minimising the round trip's mean squared error.
+
+    ``alpha`` runs over ``grid`` values in ``(0, 1]`` (1 = min-max, so this never does worse
+    than min-max on the observed data); the best one depends on ``bits``: fewer bits make
+    rounding costlier, so the search clips more.
+    """
+
+    def __init__(self, grid: int = 100, axis: int | None = None, max_samples: int = 2**20) -> None:
+        super().__init__(axis, max_samples)
+        if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
+            raise ValueError(f"grid must be a positive int, got {grid!r}")
+        self.grid = grid
+
+    def range(self, bits: int = 8, *, symmetric: bool = False,
+              signed: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        quant_range(bits)  # validates bits
+        rows = self.samples  # (C, N)
+        lo, hi = rows.amin(dim=1), rows.amax(dim=1)
+        best_err = torch.full_like(lo, float("inf"))
+        best_lo, best_hi = lo.clone(), hi.clone()
+        for alpha in torch.linspace(1.0, 1.0 / self.grid, self.grid).tolist():
+            qp = choose_qparams(alpha * lo, alpha * hi, bits, symmetric=symmetric,
+                                signed=signed, axis=0)
+            err = ((fake_quantize(rows, qp) - rows) ** 2).mean(dim=1)  # (C,)
+            better = err < best_err
+            best_err = torch.where(better, err, best_err)
+            best_lo = torch.where(better, alpha * lo, best_lo)
+            best_hi = torch.where(better, alpha * hi, best_hi)
+        return self._shape_out(best_lo), self._shape_out(best_hi)
+
+
+OBSERVERS = ("minmax", "moving_average", "percentile", "mse")
+
+
+def make_observer(name: str, axis: int | None = None, **kwargs: float) -> Observer:
+    """An observer by name: one of :data:`OBSERVERS` (keyword arguments go to its constructor)."""
+    classes = {"minmax": MinMaxObserver, "moving_average": MovingAverageMinMaxObserver,
+               "percentile": PercentileObserver, "mse": MSEObserver}
+    if name not in classes:
+        raise ValueError(f"observer must be one of {OBSERVERS}, got {name!r}")
+    return classes[name](axis=axis, **kwargs)
