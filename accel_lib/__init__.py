@@ -2,7 +2,9 @@
 
 Shared modules: ``runtime`` (seeds, devices), ``bench`` (the timer), ``stats`` (params,
 bytes, FLOPs, memory), ``roofline``, ``data``, ``models``, ``train``, ``checks``.
-Technique modules (pruning, quantization, ...) build on these.
+Technique modules build on these: ``pruning`` (with ``pruning_structured``, ``pruning_nm``,
+``pruning_schedule``), ``quantization`` (re-exporting ``quant_ops``, ``quant_observers``,
+``quant_models``, ``quant_int``), ``distillation`` and ``lowrank``.
 """
 
 from .bench import Comparison, Timing, compare, markdown_table, ratio_table, time_fn
