@@ -24,6 +24,7 @@ from torch import nn
 
 from .quant_observers import OBSERVERS, Observer, make_observer
 from .quant_ops import QParams, check_bits, fake_quantize, in_range_mask, qparams_from_tensor
+from .stats import tensor_bytes
 from .train import TrainConfig, train
 
 __all__ = [
@@ -263,25 +264,10 @@ def serialized_size_bytes(model: nn.Module) -> int:
     return buffer.getbuffer().nbytes
 
 
-def _tensor_bytes(obj: Any) -> int:
-    if isinstance(obj, torch.Tensor):
-        size = obj.numel() * obj.element_size()
-        if obj.is_quantized and obj.qscheme() in (torch.per_channel_affine,
-                                                  torch.per_channel_symmetric):
-            size += _tensor_bytes(obj.q_per_channel_scales())
-            size += _tensor_bytes(obj.q_per_channel_zero_points())
-        return size
-    if isinstance(obj, (tuple, list)):
-        return sum(_tensor_bytes(o) for o in obj)
-    if isinstance(obj, dict):
-        return sum(_tensor_bytes(o) for o in obj.values())
-    return 0
-
-
 def state_size_bytes(model: nn.Module) -> int:
     """Bytes of every tensor in the state dict (numel x element size, qparams included).
 
     Unlike ``accel_lib.stats.model_size_bytes`` this also sees PyTorch's packed int8
     weights, which are neither parameters nor buffers.
     """
-    return _tensor_bytes(dict(model.state_dict()))
+    return tensor_bytes(dict(model.state_dict()))

@@ -28,6 +28,7 @@ __all__ = [
     "ModelCost",
     "count_params",
     "model_size_bytes",
+    "tensor_bytes",
     "linear_macs",
     "conv2d_macs",
     "count_flops",
@@ -155,13 +156,23 @@ class ModelCost:
         return out
 
 
-def _tensor_bytes(obj: Any) -> int:
+def tensor_bytes(obj: Any) -> int:
+    """Bytes held by the tensors in ``obj`` (a tensor, or lists/tuples/dicts of them).
+
+    ``numel x element_size`` per tensor; a per-channel quantized tensor also counts its
+    scales and zero-points. Anything that is not a tensor counts 0.
+    """
     if isinstance(obj, torch.Tensor):
-        return obj.numel() * obj.element_size()
+        size = obj.numel() * obj.element_size()
+        if obj.is_quantized and obj.qscheme() in (torch.per_channel_affine,
+                                                  torch.per_channel_symmetric):
+            size += tensor_bytes(obj.q_per_channel_scales())
+            size += tensor_bytes(obj.q_per_channel_zero_points())
+        return size
     if isinstance(obj, (list, tuple)):
-        return sum(_tensor_bytes(o) for o in obj)
+        return sum(tensor_bytes(o) for o in obj)
     if isinstance(obj, dict):
-        return sum(_tensor_bytes(o) for o in obj.values())
+        return sum(tensor_bytes(o) for o in obj.values())
     return 0
 
 
@@ -199,8 +210,8 @@ def count_flops(model: nn.Module, *inputs: torch.Tensor) -> ModelCost:
         def hook(module: nn.Module, args: tuple, output: Any) -> None:
             main = output[0] if isinstance(output, (tuple, list)) else output
             macs = _layer_macs(module, main) if isinstance(main, torch.Tensor) else None
-            weights = sum(_tensor_bytes(p) for p in module.parameters(recurse=False))
-            moved = weights + _tensor_bytes(args) + _tensor_bytes(output)
+            weights = sum(tensor_bytes(p) for p in module.parameters(recurse=False))
+            moved = weights + tensor_bytes(args) + tensor_bytes(output)
             if macs is None:
                 uncounted.append(name)
                 macs = 0

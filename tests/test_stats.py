@@ -11,6 +11,7 @@ from accel_lib.stats import (
     linear_macs,
     model_size_bytes,
     peak_memory_bytes,
+    tensor_bytes,
 )
 
 
@@ -143,3 +144,12 @@ def test_peak_memory_of_a_linear_layer():
 def test_peak_memory_bad_input():
     with pytest.raises(ValueError, match="fn must be callable"):
         peak_memory_bytes(None)
+
+
+@pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor:UserWarning")
+def test_tensor_bytes_nested_and_quantized():
+    assert tensor_bytes(torch.zeros(3, dtype=torch.float64)) == 24
+    assert tensor_bytes({"a": [torch.zeros(2), torch.zeros(4, dtype=torch.int8)], "b": 3}) == 12
+    q = torch.quantize_per_channel(torch.randn(4, 5), torch.full((4,), 0.1, dtype=torch.float64),
+                                   torch.zeros(4, dtype=torch.int64), axis=0, dtype=torch.qint8)
+    assert tensor_bytes(q) == 4 * 5 * 1 + 4 * 8 + 4 * 8  # int8 codes + fp64 scales + int64 zps
