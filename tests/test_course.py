@@ -90,6 +90,16 @@ def test_grading_round_trip(assignment, tmp_path):
     assert blank.auto == 0, f"untouched release scored {blank.auto}, expected 0"
     for student in ("full", "blank"):
         assert (course / "feedback" / student / assignment / f"{assignment}.html").exists()
+    # A learner who skips the exercises can still run the rest of the notebook: in the
+    # untouched release only exercise and test cells fail.
+    graded = course / "autograded" / "blank" / assignment / f"{assignment}.ipynb"
+    errors = [(cell, any(v for k, v in cell["metadata"].get("nbgrader", {}).items()
+                         if k in ("solution", "grade")))
+              for cell in _cells(graded) if cell["cell_type"] == "code"
+              and any(o["output_type"] == "error" for o in cell.get("outputs", []))]
+    assert any(exercise for _, exercise in errors), "the untouched exercises raise"
+    failing = ["".join(cell["source"])[:60] for cell, exercise in errors if not exercise]
+    assert not failing, f"cells that fail without the exercises: {failing}"
 
 
 def test_hostile_submission_cannot_stall_or_fool_the_grader(tmp_path):
