@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ._validate import check_int
 from .runtime import synchronize
 
 __all__ = [
@@ -90,10 +91,8 @@ class Timing:
 
 
 def _check_counts(warmup: int, repeats: int, number: int | None) -> None:
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
+    check_int(warmup, "warmup", minimum=0)
+    check_int(repeats, "repeats")
     if number is not None and (not isinstance(number, int) or number < 1):
         raise ValueError(f"number must be None (auto) or an int >= 1, got {number!r}")
 

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from ._validate import check_int
+
 __all__ = ["DataSplits", "load_digits_arrays", "digits_loaders", "torchvision_loaders",
            "get_loaders", "DATASETS"]
 
@@ -44,8 +46,7 @@ def _check_fractions(val_fraction: float, test_fraction: float) -> None:
 
 
 def _check_batch_size(batch_size: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_int(batch_size, "batch_size")
 
 
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:

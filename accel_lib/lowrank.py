@@ -25,6 +25,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from ._validate import check_int
+
 __all__ = [
     "LowRankLinear",
     "truncated_svd",
@@ -45,8 +47,7 @@ CONV_METHODS = ("channel", "spatial")
 
 
 def _check_rank(rank: int, max_rank: int | None = None) -> None:
-    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-        raise ValueError(f"rank must be a positive int, got {rank!r}")
+    check_int(rank, "rank")
     if max_rank is not None and rank > max_rank:
         raise ValueError(f"rank must be <= min(weight.shape) = {max_rank}, got {rank}")
 
@@ -128,8 +129,7 @@ def lowrank_linear_macs(batch: int, in_features: int, out_features: int, rank: i
     """MACs of the factorised Linear: ``B r (n + m)`` (``n -> r`` then ``r -> m``)."""
     for name, v in (("batch", batch), ("in_features", in_features),
                     ("out_features", out_features), ("rank", rank)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+        check_int(v, name)
     return batch * rank * (in_features + out_features)
 
 

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ._validate import check_int
+
 __all__ = ["MLP", "SmallCNN", "vision_model", "build_model", "MODEL_NAMES"]
 
 MODEL_NAMES = ("mlp", "cnn")
@@ -63,8 +65,7 @@ class SmallCNN(nn.Module):
         _check_sizes("in_channels", [in_channels])
         _check_sizes("num_classes", [num_classes])
         channels = _check_sizes("channels", channels)
-        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 2:
-            raise ValueError(f"image_size must be an int >= 2, got {image_size!r}")
+        check_int(image_size, "image_size", minimum=2)
         blocks: list[nn.Module] = []
         prev = in_channels
         for c in channels:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ._validate import check_int
 from .pruning import _apply_mask, _check_tensor, _mask_module, _select, prunable_layers
 
 __all__ = ["nm_mask", "prune_nm_", "semi_structured_available", "to_semi_structured_"]
@@ -28,8 +29,7 @@ def nm_mask(weight: torch.Tensor, n: int = 2, m: int = 4) -> torch.Tensor:
     """
     _check_tensor(weight, "weight")
     for label, v in (("n", n), ("m", m)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{label} must be a positive int, got {v!r}")
+        check_int(v, label)
     if n >= m:
         raise ValueError(f"n must be < m (keep n of every m weights), got n={n}, m={m}")
     if weight.shape[-1] % m:

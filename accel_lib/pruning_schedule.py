@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ._validate import check_int
 from .pruning import (
     _select,
     _weight_param,
@@ -33,8 +34,7 @@ def cubic_sparsity(step: float, final_sparsity: float, *, initial_sparsity: floa
     """
     check_sparsity(final_sparsity, "final_sparsity")
     check_sparsity(initial_sparsity, "initial_sparsity")
-    if isinstance(num_updates, bool) or not isinstance(num_updates, int) or num_updates < 1:
-        raise ValueError(f"num_updates must be a positive int, got {num_updates!r}")
+    check_int(num_updates, "num_updates")
     if not frequency > 0:
         raise ValueError(f"frequency must be > 0 steps, got {frequency!r}")
     progress = min(max((step - begin_step) / (num_updates * frequency), 0.0), 1.0)

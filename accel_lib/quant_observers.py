@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from ._validate import check_int
 from .quant_ops import QParams, _norm_axis, choose_qparams, fake_quantize, quant_range
 
 __all__ = [
@@ -140,9 +141,7 @@ class _SampleObserver(Observer):
 
     def __init__(self, axis: int | None = None, max_samples: int = 2**20) -> None:
         super().__init__(axis)
-        if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 2:
-            raise ValueError(f"max_samples must be an int >= 2, got {max_samples!r}")
-        self.max_samples = max_samples
+        self.max_samples = check_int(max_samples, "max_samples", minimum=2)
         self._chunks: list[torch.Tensor] = []
 
     def update(self, x: torch.Tensor) -> None:
@@ -194,9 +193,7 @@ class MSEObserver(_SampleObserver):
 
     def __init__(self, grid: int = 100, axis: int | None = None, max_samples: int = 2**20) -> None:
         super().__init__(axis, max_samples)
-        if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
-            raise ValueError(f"grid must be a positive int, got {grid!r}")
-        self.grid = grid
+        self.grid = check_int(grid, "grid")
 
     def range(self, bits: int = 8, *, symmetric: bool = False,
               signed: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:

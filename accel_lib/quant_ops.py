@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ._validate import check_int
+
 __all__ = [
     "MIN_BITS",
     "MAX_BITS",
@@ -279,8 +281,7 @@ def kmeans_codebook(x: torch.Tensor, n_clusters: int, *, iters: int = 50
     Returns:
         ``(codebook, labels)``: codebook (K,) float32 sorted; labels int64 with ``x``'s shape.
     """
-    if isinstance(n_clusters, bool) or not isinstance(n_clusters, int) or n_clusters < 1:
-        raise ValueError(f"n_clusters must be a positive int, got {n_clusters!r}")
+    check_int(n_clusters, "n_clusters")
     if x.numel() == 0:
         raise ValueError("x must not be empty")
     values = x.detach().reshape(-1).to(torch.float32)
@@ -342,6 +343,5 @@ def cast_error(x: torch.Tensor, dtype: torch.dtype) -> dict[str, float]:
 def packed_size_bytes(numel: int, bits: int) -> int:
     """Bytes to store ``numel`` codes of ``bits`` each, packed: ``ceil(numel * bits / 8)``."""
     check_bits(bits)
-    if isinstance(numel, bool) or not isinstance(numel, int) or numel < 0:
-        raise ValueError(f"numel must be an int >= 0, got {numel!r}")
+    check_int(numel, "numel", minimum=0)
     return math.ceil(numel * bits / 8)

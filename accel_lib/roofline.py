@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from ._validate import check_int
 from .bench import time_fn
 
 __all__ = [
@@ -99,8 +100,7 @@ def matmul_flops_bytes(m: int, n: int, k: int, bytes_per_element: int = 4) -> tu
     cache reuse): the least traffic any implementation can have.
     """
     for name, v in (("m", m), ("n", n), ("k", k), ("bytes_per_element", bytes_per_element)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+        check_int(v, name)
     return 2 * m * n * k, bytes_per_element * (m * k + k * n + m * n)
 
 
@@ -119,8 +119,7 @@ def measure_peak_gflops(
     repeats: int = 10,
 ) -> float:
     """Achieved GFLOP/s of an ``n x n x n`` matmul: the practical compute roof."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 16:
-        raise ValueError(f"n must be an int >= 16, got {n!r}")
+    check_int(n, "n", minimum=16)
     device = torch.device(device)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
@@ -133,8 +132,7 @@ def measure_bandwidth_gbs(
     device: torch.device | str = "cpu", *, size_mb: int = 128, repeats: int = 10,
 ) -> float:
     """Achieved GB/s of copying a buffer much larger than the caches (read + write counted)."""
-    if isinstance(size_mb, bool) or not isinstance(size_mb, int) or size_mb < 1:
-        raise ValueError(f"size_mb must be a positive int, got {size_mb!r}")
+    check_int(size_mb, "size_mb")
     device = torch.device(device)
     numel = size_mb * 2**20 // 4
     src = torch.ones(numel, device=device)

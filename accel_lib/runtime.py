@@ -13,6 +13,8 @@ import random
 import numpy as np
 import torch
 
+from ._validate import check_int
+
 __all__ = ["set_seed", "get_device", "synchronize", "available_devices"]
 
 _DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
@@ -29,8 +31,7 @@ def set_seed(seed: int = 0, *, deterministic: bool = True) -> torch.Generator:
     Returns:
         A CPU ``torch.Generator`` seeded with ``seed``, for data loaders and samplers.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    check_int(seed, "seed", minimum=0)
     os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from ._validate import check_int
+
 __all__ = [
     "LayerCost",
     "ModelCost",
@@ -68,8 +70,7 @@ def model_size_bytes(model: nn.Module, *, include_buffers: bool = True) -> int:
 
 def _positive_ints(**values: int) -> None:
     for name, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+        check_int(v, name)
 
 
 def linear_macs(batch: int, in_features: int, out_features: int) -> int:

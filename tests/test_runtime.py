@@ -46,3 +46,16 @@ def test_get_device_cuda_missing_is_a_clear_error():
 def test_synchronize_on_cpu_is_a_no_op():
     synchronize("cpu")
     synchronize(None)
+
+
+def test_check_int_names_the_parameter_and_range():
+    from accel_lib._validate import check_int
+
+    assert check_int(3, "rank") == 3 and check_int(0, "seed", minimum=0) == 0
+    for bad, minimum, message in [(0, 1, "rank must be a positive int, got 0"),
+                                  (-1, 0, "rank must be a non-negative int, got -1"),
+                                  (8, 16, "rank must be an int >= 16, got 8"),
+                                  (True, 1, "rank must be a positive int, got True"),
+                                  (2.0, 1, "rank must be a positive int, got 2.0")]:
+        with pytest.raises(ValueError, match=message):
+            check_int(bad, "rank", minimum=minimum)
