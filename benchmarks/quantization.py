@@ -33,11 +33,8 @@ def _speed_and_size() -> list[Record]:
     with torch.no_grad():
         for bs in (1, 64):
             x = torch.randn(bs, 784)
-            for _ in range(20):  # warm both up before interleaved timing
-                model(x)
-                int8(x)
             c = compare(lambda x=x: model(x), lambda x=x: int8(x), names=("fp32", "dynamic int8"),
-                        repeats=30, warmup=5, verbose=False)
+                        repeats=30, warmup=25, verbose=False)
             out.append(Record(
                 f"quantization/int8-dynamic-speedup-bs{bs}", c.speedup, "x", 1.0,
                 f"MLP 784-1024-1024-10, torch.ao quantize_dynamic (qint8, engine "
