@@ -347,6 +347,5 @@ def factorize_(model: nn.Module, ranks: Mapping[str, int], *,
             new: nn.Module = factorize_linear(module, rank)
         else:
             new = factorize_conv2d(module, rank, method=conv_method)
-        parent_name, _, child = name.rpartition(".")
-        setattr(modules[parent_name] if parent_name else model, child, new)
+        model.set_submodule(name, new)
     return model

@@ -272,12 +272,6 @@ def channel_groups(model: nn.Module, example_input: torch.Tensor) -> list[Channe
     return groups
 
 
-def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent_name, _, attr = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, attr, new)
-
-
 def prune_channels_(
     model: nn.Module, sparsity: float | Mapping[str, float], example_input: torch.Tensor, *,
     p: int = 1, scores: Mapping[str, torch.Tensor] | None = None,
@@ -328,13 +322,13 @@ def prune_channels_(
         keep_out[g.conv] = keep
         keep_in[g.consumer] = (keep, g.spatial)
         for bn in g.batchnorms:
-            _set_module(model, bn, prune_batchnorm2d(modules[bn], keep))
+            model.set_submodule(bn, prune_batchnorm2d(modules[bn], keep))
     for name in set(keep_out) | set(keep_in):
         module = modules[name]
         if isinstance(module, nn.Linear):
             keep, spatial = keep_in[name]
-            _set_module(model, name, prune_linear_inputs(module, keep, spatial))
+            model.set_submodule(name, prune_linear_inputs(module, keep, spatial))
         else:
-            _set_module(model, name, prune_conv2d(module, keep_out.get(name),
+            model.set_submodule(name, prune_conv2d(module, keep_out.get(name),
                                                   keep_in.get(name, (None, 1))[0]))
     return model

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .quant_models import QuantWrapper, quant_wrappers
+from .quant_models import QuantWrapper, quant_wrappers, replace_modules_
 from .quant_ops import QParams, dequantize, qparams_from_tensor, quantize
 
 __all__ = [
@@ -221,13 +221,11 @@ def convert_to_int_(model: nn.Module) -> nn.Module:
             raise ValueError(f"no integer kernel for {type(w.module).__name__} (supported: "
                              "Linear, Conv2d)")
 
-    def swap(parent: nn.Module) -> None:
-        for name, child in parent.named_children():
-            if isinstance(child, QuantWrapper):
-                cls = IntLinear if isinstance(child.module, nn.Linear) else IntConv2d
-                setattr(parent, name, cls.from_float(child.module, child.act_qparams))
-            else:
-                swap(child)
+    def to_int(m: nn.Module) -> nn.Module | None:
+        if not isinstance(m, QuantWrapper):
+            return None
+        cls = IntLinear if isinstance(m.module, nn.Linear) else IntConv2d
+        return cls.from_float(m.module, m.act_qparams)
 
-    swap(model)
+    replace_modules_(model, to_int)
     return model

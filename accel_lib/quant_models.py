@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import io
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from .stats import tensor_bytes
 from .train import TrainConfig, train
 
 __all__ = [
+    "replace_modules_",
     "FakeQuantizeSTE",
     "fake_quantize_ste",
     "QuantConfig",
@@ -157,6 +158,23 @@ def quant_wrappers(model: nn.Module) -> list[QuantWrapper]:
     return [m for m in model.modules() if isinstance(m, QuantWrapper)]
 
 
+def replace_modules_(model: nn.Module, replace: Callable[[nn.Module], nn.Module | None]) -> int:
+    """Swap, in place, every submodule for which ``replace`` returns a new module.
+
+    Children are visited depth first; a replaced module's own children are not visited.
+    Returns how many modules were replaced.
+    """
+    count = 0
+    for name, child in model.named_children():
+        new = replace(child)
+        if new is None:
+            count += replace_modules_(child, replace)
+        else:
+            setattr(model, name, new)
+            count += 1
+    return count
+
+
 def prepare_(model: nn.Module, config: QuantConfig | None = None) -> nn.Module:
     """Wrap every Linear/Conv1d/Conv2d of ``model`` in a :class:`QuantWrapper`, in place.
 
@@ -169,19 +187,11 @@ def prepare_(model: nn.Module, config: QuantConfig | None = None) -> nn.Module:
     if quant_wrappers(model):
         raise ValueError("model is already prepared for quantization (it holds QuantWrappers)")
 
-    def swap(parent: nn.Module) -> int:
-        count = 0
-        for name, child in parent.named_children():
-            if isinstance(child, SUPPORTED_MODULES):
-                setattr(parent, name, QuantWrapper(child, config))
-                count += 1
-            else:
-                count += swap(child)
-        return count
-
     if isinstance(model, SUPPORTED_MODULES):
         raise ValueError("model must contain layers, not be one: wrap it in nn.Sequential")
-    if swap(model) == 0:
+    wrapped = replace_modules_(model, lambda m: QuantWrapper(m, config)
+                               if isinstance(m, SUPPORTED_MODULES) else None)
+    if wrapped == 0:
         names = ", ".join(c.__name__ for c in SUPPORTED_MODULES)
         raise ValueError(f"model has no layer to quantize (supported: {names})")
     return model

@@ -35,6 +35,7 @@ from .quant_models import (
     ptq_,
     qat_,
     quant_wrappers,
+    replace_modules_,
     serialized_size_bytes,
     state_size_bytes,
 )
@@ -79,7 +80,8 @@ __all__ = [
     "MSEObserver", "OBSERVERS", "make_observer",
     # quant_models
     "FakeQuantizeSTE", "fake_quantize_ste", "QuantConfig", "QuantWrapper", "SUPPORTED_MODULES",
-    "prepare_", "calibrate_", "ptq_", "qat_", "quant_wrappers", "dynamic_quantize",
+    "prepare_", "calibrate_", "ptq_", "qat_", "quant_wrappers", "replace_modules_",
+    "dynamic_quantize",
     "serialized_size_bytes", "state_size_bytes",
     # quant_int
     "int_matmul", "quantize_multiplier", "requantize", "linear_error_bound", "IntLinear",

@@ -512,3 +512,15 @@ def test_dynamic_quantization_and_sizes():
     assert weights <= state_size_bytes(q) < weights + 4 * 266 + 100  # int8 weights, fp32 bias
     with pytest.raises(ValueError, match="nn.Linear"):
         dynamic_quantize(nn.Sequential(nn.Conv2d(1, 1, 1)))
+
+
+def test_replace_modules_swaps_depth_first_and_counts():
+    from accel_lib.quantization import replace_modules_
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2),
+                                torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(2, 2)))
+    n = replace_modules_(model, lambda m: torch.nn.Identity()
+                         if isinstance(m, torch.nn.Linear) else None)
+    assert n == 2
+    assert isinstance(model[0], torch.nn.Identity) and isinstance(model[1][1], torch.nn.Identity)
+    assert isinstance(model[1][0], torch.nn.ReLU)
