@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ._validate import check_int
+from .stats import linear_macs
 
 __all__ = [
     "LowRankLinear",
@@ -127,10 +128,8 @@ def truncation_error(singular_values: torch.Tensor, rank: int) -> float:
 
 def lowrank_linear_macs(batch: int, in_features: int, out_features: int, rank: int) -> int:
     """MACs of the factorised Linear: ``B r (n + m)`` (``n -> r`` then ``r -> m``)."""
-    for name, v in (("batch", batch), ("in_features", in_features),
-                    ("out_features", out_features), ("rank", rank)):
-        check_int(v, name)
-    return batch * rank * (in_features + out_features)
+    check_int(rank, "rank")
+    return linear_macs(batch, in_features, rank) + linear_macs(batch, rank, out_features)
 
 
 def breakeven_rank(in_features: int, out_features: int) -> float:
