@@ -6,9 +6,9 @@ from collections import defaultdict
 
 import pytest
 
-# Each solution notebook must execute within this budget on 2 cores (COURSE.md). It works
-# like a timeout, not a speed claim: CI fails when a notebook outgrows what learners get.
-NOTEBOOK_BUDGET_S = 120.0
+# Each solution notebook must execute within the course's budget on 2 cores. It works like
+# a timeout, not a speed claim: CI fails when a notebook outgrows what learners get.
+from tools.course import NOTEBOOK_BUDGET_S
 
 _notebook_seconds: dict[str, float] = defaultdict(float)
 

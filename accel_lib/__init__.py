@@ -1,10 +1,15 @@
 """accel_lib: the library behind the AI model acceleration course.
 
-Shared modules: ``runtime`` (seeds, devices), ``bench`` (the timer), ``stats`` (params,
-bytes, FLOPs, memory), ``roofline``, ``data``, ``models``, ``train``, ``checks``.
-Technique modules build on these: ``pruning`` (with ``pruning_structured``, ``pruning_nm``,
-``pruning_schedule``), ``quantization`` (re-exporting ``quant_ops``, ``quant_observers``,
-``quant_models``, ``quant_int``), ``distillation`` and ``lowrank``.
+Shared core (every notebook's first imports): ``runtime`` (seeds, devices), ``bench`` (the
+timer), ``stats`` (params, FLOPs, every ``*_bytes`` size), ``roofline``, ``data``,
+``models``, ``train``, ``checks``, ``nn_utils`` (model plumbing: ``eval_mode``,
+``replace_modules_``, ...), ``_validate`` (argument checks).
+
+Techniques build on the core, one room each: a package when a technique has several ideas
+(``pruning/``, ``quantization/``: their ``__init__`` is the public face), a module when it
+has one (``distillation``, ``lowrank``)::
+
+    from accel_lib import pruning as P, quantization as Q
 """
 
 from .bench import Comparison, Timing, compare, markdown_table, ratio_table, time_fn

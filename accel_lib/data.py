@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from ._validate import check_int
+from ._validate import check_fraction, check_int
 
 __all__ = ["DataSplits", "load_digits_arrays", "digits_loaders", "torchvision_loaders",
            "get_loaders", "DATASETS"]
@@ -38,8 +38,7 @@ class DataSplits:
 
 def _check_fractions(val_fraction: float, test_fraction: float) -> None:
     for name, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0.0 < f < 1.0:
-            raise ValueError(f"{name} must be in (0, 1), got {f!r}")
+        check_fraction(f, name, zero=False)
     if val_fraction + test_fraction >= 1.0:
         raise ValueError(
             f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}")

@@ -18,7 +18,6 @@ feature ("hint") distillation through forward hooks (``FeatureHint``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._validate import check_fraction, check_module, check_real, check_tensor
 from .runtime import get_device
 from .train import History, TrainConfig, make_optimizer, train
 
@@ -43,22 +43,17 @@ __all__ = [
 ]
 
 
-def _check_temperature(temperature: float) -> None:
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
-            or not math.isfinite(temperature) or temperature <= 0:
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+def _check_temperature(temperature: float) -> float:
+    return check_real(temperature, "temperature", low=0, low_open=True)
 
 
-def _check_alpha(alpha: float) -> None:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+def _check_alpha(alpha: float) -> float:
+    return check_fraction(alpha, "alpha", one=True, meaning="(the hard-label weight)")
 
 
 def _check_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:
     for name, t in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
-        if not isinstance(t, torch.Tensor) or t.dim() != 2:
-            shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-            raise ValueError(f"{name} must be a (batch, classes) tensor, got {shape}")
+        check_tensor(t, name, ndim=2)
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(f"student_logits and teacher_logits must have the same shape, got "
                          f"{tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}")
@@ -76,8 +71,7 @@ class DistillConfig:
     def __post_init__(self) -> None:
         _check_temperature(self.temperature)
         _check_alpha(self.alpha)
-        if not isinstance(self.hint_weight, (int, float)) or not self.hint_weight >= 0:
-            raise ValueError(f"hint_weight must be a number >= 0, got {self.hint_weight!r}")
+        check_real(self.hint_weight, "hint_weight", low=0)
 
 
 def softmax_with_temperature(logits: torch.Tensor, temperature: float = 1.0,
@@ -137,8 +131,9 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     _check_temperature(temperature)
     _check_alpha(alpha)
     _check_logits(student_logits, teacher_logits)
-    if not isinstance(target, torch.Tensor) or target.shape != student_logits.shape[:1]:
-        shape = tuple(target.shape) if isinstance(target, torch.Tensor) else type(target).__name__
+    check_tensor(target, "target")
+    if target.shape != student_logits.shape[:1]:
+        shape = tuple(target.shape)
         raise ValueError(f"target must be a ({student_logits.shape[0]},) tensor of class "
                          f"indices, got {shape}")
     hard = F.cross_entropy(student_logits, target)
@@ -269,9 +264,8 @@ def distill(
         val_loader: if given, the student's validation accuracy is recorded every epoch.
         hint: a :class:`FeatureHint` whose adapter is trained along with the student.
     """
-    for name, m in (("student", student), ("teacher", teacher)):
-        if not isinstance(m, nn.Module):
-            raise ValueError(f"{name} must be an nn.Module, got {type(m).__name__}")
+    check_module(student, "student")
+    check_module(teacher, "teacher")
     config = config or TrainConfig()
     kd = kd or DistillConfig()
     device = get_device(config.device)

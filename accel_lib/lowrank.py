@@ -25,7 +25,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from ._validate import check_int
+from ._validate import check_choice, check_int, check_module, check_real, check_tensor
 from .stats import linear_macs
 
 __all__ = [
@@ -44,24 +44,19 @@ __all__ = [
     "factorize_",
 ]
 
-CONV_METHODS = ("channel", "spatial")
-
-
 def _check_rank(rank: int, max_rank: int | None = None) -> None:
     check_int(rank, "rank")
     if max_rank is not None and rank > max_rank:
         raise ValueError(f"rank must be <= min(weight.shape) = {max_rank}, got {rank}")
 
 
-def _check_energy(energy: float) -> None:
-    if isinstance(energy, bool) or not isinstance(energy, (int, float)) or not 0 < energy <= 1:
-        raise ValueError(f"energy must be a fraction in (0, 1], got {energy!r}")
+def _check_energy(energy: float) -> float:
+    return check_real(energy, "energy", low=0, high=1, low_open=True,
+                      meaning="(the fraction of sum s_i^2 kept)")
 
 
 def _check_matrix(weight: torch.Tensor) -> None:
-    if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
-        shape = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
-        raise ValueError(f"weight must be a 2-D (out, in) tensor, got {shape}")
+    check_tensor(weight, "weight", ndim=2)
 
 
 def truncated_svd(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,9 +101,7 @@ def rank_for_energy(singular_values: torch.Tensor, energy: float) -> int:
     Shapes: ``singular_values`` (k,) sorted descending; returns an int in [1, k].
     """
     _check_energy(energy)
-    if not isinstance(singular_values, torch.Tensor) or singular_values.dim() != 1 \
-            or singular_values.numel() == 0:
-        raise ValueError("singular_values must be a non-empty 1-D tensor")
+    check_tensor(singular_values, "singular_values", ndim=1)
     cumulative = energy_kept(singular_values)
     if not torch.isfinite(cumulative).all():  # an all-zero matrix: rank 1 keeps everything
         return 1
@@ -134,9 +127,8 @@ def lowrank_linear_macs(batch: int, in_features: int, out_features: int, rank: i
 
 def breakeven_rank(in_features: int, out_features: int) -> float:
     """The rank at which factorising stops paying: ``r* = m n / (m + n)``."""
-    if in_features < 1 or out_features < 1:
-        raise ValueError(f"in_features and out_features must be >= 1, got "
-                         f"{in_features}, {out_features}")
+    check_int(in_features, "in_features")
+    check_int(out_features, "out_features")
     return in_features * out_features / (in_features + out_features)
 
 
@@ -189,8 +181,9 @@ def factorize_linear(linear: nn.Linear, rank: int | None = None, *,
     Give ``rank``, or ``energy`` to take the smallest rank keeping that share of
     ``sum s_i^2``. At full rank the result equals the layer (up to rounding).
     """
+    check_module(linear, "linear")
     if not isinstance(linear, nn.Linear):
-        raise ValueError(f"linear must be an nn.Linear, got {type(linear).__name__}")
+        raise TypeError(f"linear must be an nn.Linear, got {type(linear).__name__}")
     w = linear.weight  # (m, n)
     r = _resolve_rank(w, rank, energy)
     first, second = truncated_svd(w, r)
@@ -204,16 +197,56 @@ def factorize_linear(linear: nn.Linear, rank: int | None = None, *,
     return out
 
 
-def _conv_matrix(weight: torch.Tensor, method: str) -> torch.Tensor:
+def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _channel_matrix(weight: torch.Tensor) -> torch.Tensor:
     c_out, c_in, kh, kw = weight.shape
-    if method == "channel":
-        return weight.reshape(c_out, c_in * kh * kw)  # (C_out, C_in K K)
+    return weight.reshape(c_out, c_in * kh * kw)  # (C_out, C_in K K)
+
+
+def _channel_convs(conv: nn.Conv2d, a: torch.Tensor, b: torch.Tensor,
+                   r: int) -> tuple[nn.Conv2d, nn.Conv2d, torch.Tensor, torch.Tensor]:
+    """KxK conv (C_in -> r), then 1x1 conv (r -> C_out); ``b @ a`` approximates the matrix."""
+    c_out, c_in, kh, kw = conv.weight.shape
+    first = nn.Conv2d(c_in, r, (kh, kw), stride=_pair(conv.stride), padding=_pair(conv.padding),
+                      dilation=_pair(conv.dilation), bias=False)
+    second = nn.Conv2d(r, c_out, 1, bias=conv.bias is not None)
+    return first, second, a.reshape(r, c_in, kh, kw), b.reshape(c_out, r, 1, 1)
+
+
+def _spatial_matrix(weight: torch.Tensor) -> torch.Tensor:
+    c_out, c_in, kh, kw = weight.shape
     # rows (c, i), columns (o, j): W[o, c, i, j] -> M[c * kh + i, o * kw + j]
     return weight.permute(1, 2, 0, 3).reshape(c_in * kh, c_out * kw)
 
 
-def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+def _spatial_convs(conv: nn.Conv2d, a: torch.Tensor, b: torch.Tensor,
+                   r: int) -> tuple[nn.Conv2d, nn.Conv2d, torch.Tensor, torch.Tensor]:
+    """K_h x 1 conv (C_in -> r), then 1 x K_w conv (r -> C_out), stride/padding/dilation split
+    by direction; ``b @ a`` approximates the matrix."""
+    c_out, c_in, kh, kw = conv.weight.shape
+    (sh, sw), (ph, pw), (dh, dw) = _pair(conv.stride), _pair(conv.padding), _pair(conv.dilation)
+    first = nn.Conv2d(c_in, r, (kh, 1), stride=(sh, 1), padding=(ph, 0), dilation=(dh, 1),
+                      bias=False)
+    second = nn.Conv2d(r, c_out, (1, kw), stride=(1, sw), padding=(0, pw), dilation=(1, dw),
+                       bias=conv.bias is not None)
+    # b: (C_in K_h, r) with rows (c, i); a: (r, C_out K_w) with columns (o, j)
+    first_w = b.T.reshape(r, c_in, kh, 1)
+    second_w = a.reshape(r, c_out, kw).permute(1, 0, 2).reshape(c_out, r, 1, kw)
+    return first, second, first_w, second_w
+
+
+# How a conv kernel becomes a matrix, and how the matrix's factors become two convs.
+CONV_METHODS = {
+    "channel": (_channel_matrix, _channel_convs),
+    "spatial": (_spatial_matrix, _spatial_convs),
+}
+
+
+def _conv_matrix(weight: torch.Tensor, method: str) -> torch.Tensor:
+    return CONV_METHODS[check_choice(method, "method", CONV_METHODS)][0](weight)
 
 
 def factorize_conv2d(conv: nn.Conv2d, rank: int | None = None, *, energy: float | None = None,
@@ -232,41 +265,26 @@ def factorize_conv2d(conv: nn.Conv2d, rank: int | None = None, *, energy: float 
 
     Shapes: input (B, C_in, H, W) -> output (B, C_out, H_out, W_out), as ``conv``.
     """
+    check_module(conv, "conv")
     if not isinstance(conv, nn.Conv2d):
-        raise ValueError(f"conv must be an nn.Conv2d, got {type(conv).__name__}")
-    if method not in CONV_METHODS:
-        raise ValueError(f"method must be one of {CONV_METHODS}, got {method!r}")
+        raise TypeError(f"conv must be an nn.Conv2d, got {type(conv).__name__}")
+    check_choice(method, "method", CONV_METHODS)
     if conv.groups != 1:
         raise ValueError(f"conv.groups must be 1 to factorise, got {conv.groups}")
     if isinstance(conv.padding, str) or conv.padding_mode != "zeros":
         raise ValueError(f"conv.padding must be numeric with padding_mode='zeros', got "
                          f"padding={conv.padding!r}, padding_mode={conv.padding_mode!r}")
     w = conv.weight  # (C_out, C_in, K_h, K_w)
-    c_out, c_in, kh, kw = w.shape
-    matrix = _conv_matrix(w, method)
+    to_matrix, to_convs = CONV_METHODS[method]
+    matrix = to_matrix(w)
     r = _resolve_rank(matrix, rank, energy)
     a, b = truncated_svd(matrix, r)  # matrix ~ b @ a
-    (sh, sw), (ph, pw), (dh, dw) = _pair(conv.stride), _pair(conv.padding), _pair(conv.dilation)
-    bias = conv.bias is not None
-    if method == "channel":
-        first = nn.Conv2d(c_in, r, (kh, kw), stride=(sh, sw), padding=(ph, pw),
-                          dilation=(dh, dw), bias=False)
-        second = nn.Conv2d(r, c_out, 1, bias=bias)
-        first_w = a.reshape(r, c_in, kh, kw)
-        second_w = b.reshape(c_out, r, 1, 1)
-    else:
-        first = nn.Conv2d(c_in, r, (kh, 1), stride=(sh, 1), padding=(ph, 0),
-                          dilation=(dh, 1), bias=False)
-        second = nn.Conv2d(r, c_out, (1, kw), stride=(1, sw), padding=(0, pw),
-                           dilation=(1, dw), bias=bias)
-        # b: (C_in K_h, r) with rows (c, i); a: (r, C_out K_w) with columns (o, j)
-        first_w = b.T.reshape(r, c_in, kh, 1)
-        second_w = a.reshape(r, c_out, kw).permute(1, 0, 2).reshape(c_out, r, 1, kw)
+    first, second, first_w, second_w = to_convs(conv, a, b, r)
     out = nn.Sequential(first, second).to(device=w.device, dtype=w.dtype)
     with torch.no_grad():
         first.weight.copy_(first_w)
         second.weight.copy_(second_w)
-        if bias:
+        if conv.bias is not None:
             second.bias.copy_(conv.bias)
     return out
 
@@ -287,15 +305,17 @@ def choose_ranks(model: nn.Module, energy: float, *, conv_method: str = "channel
                  only_if_cheaper: bool = True, include_conv: bool = True) -> dict[str, int]:
     """Per-layer ranks: for each Linear (and Conv2d) the smallest rank keeping ``energy``.
 
-    With ``only_if_cheaper`` a layer is left out when its rank would not cut its
-    MACs (``r (rows + cols) >= rows cols`` of its weight matrix).
+    With ``only_if_cheaper`` a layer is left out when its rank would not cut its MACs: a
+    weight matrix (rows x cols) factorised at rank ``r`` costs ``r (rows + cols)`` MACs per
+    example (per output pixel for a conv, either split) instead of ``rows cols``, so it pays
+    only below :func:`breakeven_rank`.
 
     Returns:
         ``{module name: rank}`` for the layers worth factorising.
     """
+    check_module(model)
     _check_energy(energy)
-    if conv_method not in CONV_METHODS:
-        raise ValueError(f"conv_method must be one of {CONV_METHODS}, got {conv_method!r}")
+    check_choice(conv_method, "conv_method", CONV_METHODS)
     ranks = {}
     for name, module in model.named_modules():
         if not _factorizable(module) or (isinstance(module, nn.Conv2d) and not include_conv):
@@ -303,21 +323,10 @@ def choose_ranks(model: nn.Module, energy: float, *, conv_method: str = "channel
         matrix = _layer_matrix(module, conv_method)
         rank = rank_for_energy(_svd_values(matrix), energy)
         rows, cols = matrix.shape
-        if only_if_cheaper and _factorized_macs_per_pixel(module, rank, conv_method) \
-                >= rows * cols:
+        if only_if_cheaper and rank >= breakeven_rank(cols, rows):
             continue
         ranks[name] = rank
     return ranks
-
-
-def _factorized_macs_per_pixel(module: nn.Module, rank: int, conv_method: str) -> int:
-    """MACs per output position (Linear: per example) after factorisation, same-size output."""
-    if isinstance(module, nn.Linear):
-        return rank * (module.in_features + module.out_features)
-    c_out, c_in, kh, kw = module.weight.shape
-    if conv_method == "channel":
-        return rank * (c_in * kh * kw + c_out)
-    return rank * (c_in * kh + c_out * kw)
 
 
 def factorize_(model: nn.Module, ranks: Mapping[str, int], *,
@@ -332,19 +341,17 @@ def factorize_(model: nn.Module, ranks: Mapping[str, int], *,
     Returns:
         ``model``, with :class:`LowRankLinear` / two-conv ``nn.Sequential`` modules in place.
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
-    if conv_method not in CONV_METHODS:
-        raise ValueError(f"conv_method must be one of {CONV_METHODS}, got {conv_method!r}")
+    check_module(model)
+    check_choice(conv_method, "conv_method", CONV_METHODS)
     modules = dict(model.named_modules())
-    for name, rank in ranks.items():
+    new: dict[str, nn.Module] = {}
+    for name, rank in ranks.items():  # build every replacement first: a bad rank changes nothing
         module = modules.get(name)
         if module is None or not isinstance(module, (nn.Linear, nn.Conv2d)) or name == "":
             raise ValueError(f"ranks must name Linear or Conv2d submodules of model, "
                              f"got {name!r}")
-        if isinstance(module, nn.Linear):
-            new: nn.Module = factorize_linear(module, rank)
-        else:
-            new = factorize_conv2d(module, rank, method=conv_method)
-        model.set_submodule(name, new)
+        new[name] = factorize_linear(module, rank) if isinstance(module, nn.Linear) else \
+            factorize_conv2d(module, rank, method=conv_method)
+    for name, module in new.items():
+        model.set_submodule(name, module)
     return model

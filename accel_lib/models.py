@@ -11,18 +11,17 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ._validate import check_int
+from ._validate import check_choice, check_int
 
 __all__ = ["MLP", "SmallCNN", "vision_model", "build_model", "MODEL_NAMES"]
 
-MODEL_NAMES = ("mlp", "cnn")
 
 
 def _check_sizes(name: str, sizes: Sequence[int]) -> tuple[int, ...]:
     sizes = tuple(sizes)
-    if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
+    if not sizes:
         raise ValueError(f"{name} must be a non-empty sequence of positive ints, got {sizes!r}")
-    return sizes
+    return tuple(check_int(s, f"{name}[{i}]") for i, s in enumerate(sizes))
 
 
 class MLP(nn.Module):
@@ -97,8 +96,9 @@ def vision_model(name: str, num_classes: int = 1000) -> nn.Module:
 
 def build_model(name: str, **kwargs: object) -> nn.Module:
     """A course model by name: ``"mlp"`` or ``"cnn"`` (keyword arguments go to its constructor)."""
-    if name == "mlp":
-        return MLP(**kwargs)  # type: ignore[arg-type]
-    if name == "cnn":
-        return SmallCNN(**kwargs)  # type: ignore[arg-type]
-    raise ValueError(f"name must be one of {MODEL_NAMES}, got {name!r}")
+    check_choice(name, "name", MODEL_NAMES)
+    return MODEL_NAMES[name](**kwargs)
+
+
+# The course's own models by name (``build_model``).
+MODEL_NAMES: dict[str, type[nn.Module]] = {"mlp": MLP, "cnn": SmallCNN}

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ._validate import check_int
+from ._validate import check_int, check_real
 from .bench import time_fn
 
 __all__ = [
@@ -48,9 +48,7 @@ class Roofline:
 
     def __post_init__(self) -> None:
         for name in ("peak_gflops", "bandwidth_gbs"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+            check_real(getattr(self, name), name, low=0, low_open=True)
 
     @property
     def ridge(self) -> float:

@@ -70,7 +70,7 @@ def get_device(name: str = "auto") -> torch.device:
         ValueError: ``name`` is not a device name, or names a device this machine lacks.
     """
     if not isinstance(name, str):
-        raise ValueError(f"name must be a str, one of {_DEVICE_NAMES}, got {name!r}")
+        raise TypeError(f"name must be a str, one of {_DEVICE_NAMES}, got {name!r}")
     kind = name.split(":", 1)[0]
     if kind not in _DEVICE_NAMES:
         raise ValueError(f"name must be one of {_DEVICE_NAMES} (optionally 'cuda:N'), got {name!r}")

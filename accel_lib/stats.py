@@ -13,6 +13,7 @@ Conventions used across the course:
 
 from __future__ import annotations
 
+import io
 import math
 import weakref
 from collections.abc import Callable
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ._validate import check_int
+from ._validate import check_int, check_module
 
 __all__ = [
     "LayerCost",
@@ -31,6 +32,9 @@ __all__ = [
     "count_params",
     "model_size_bytes",
     "tensor_bytes",
+    "state_size_bytes",
+    "serialized_size_bytes",
+    "packed_size_bytes",
     "linear_macs",
     "conv2d_macs",
     "count_flops",
@@ -42,8 +46,7 @@ _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 def count_params(model: nn.Module, *, trainable_only: bool = False) -> int:
     """Number of parameters (shared parameters counted once)."""
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
+    check_module(model)
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
@@ -52,8 +55,7 @@ def model_size_bytes(model: nn.Module, *, include_buffers: bool = True) -> int:
 
     Tensors that share storage are counted once.
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
+    check_module(model)
     tensors = list(model.parameters())
     if include_buffers:
         tensors += list(model.buffers())
@@ -175,6 +177,31 @@ def tensor_bytes(obj: Any) -> int:
     if isinstance(obj, dict):
         return sum(tensor_bytes(o) for o in obj.values())
     return 0
+
+
+def state_size_bytes(model: nn.Module) -> int:
+    """Bytes of every tensor in the state dict (numel x element size, qparams included).
+
+    Unlike :func:`model_size_bytes` this also sees PyTorch's packed int8 weights, which are
+    neither parameters nor buffers.
+    """
+    check_module(model)
+    return tensor_bytes(dict(model.state_dict()))
+
+
+def serialized_size_bytes(model: nn.Module) -> int:
+    """Bytes of ``torch.save(model.state_dict())`` in memory: the size on disk."""
+    check_module(model)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getbuffer().nbytes
+
+
+def packed_size_bytes(numel: int, bits: int) -> int:
+    """Bytes to store ``numel`` codes of ``bits`` each, packed: ``ceil(numel * bits / 8)``."""
+    check_int(bits, "bits", 1, 64)
+    check_int(numel, "numel", minimum=0)
+    return math.ceil(numel * bits / 8)
 
 
 def _layer_macs(module: nn.Module, output: torch.Tensor) -> int | None:

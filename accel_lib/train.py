@@ -9,12 +9,28 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ._validate import check_choice, check_fraction, check_int, check_module, check_real
+from .nn_utils import eval_mode, model_device
 from .runtime import get_device
 
 __all__ = ["TrainConfig", "History", "StepFn", "make_optimizer", "train", "evaluate",
            "OPTIMIZERS"]
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
+def _sgd(params: Iterable[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                           weight_decay=config.weight_decay)
+
+
+def _adam(params: Iterable[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _adamw(params: Iterable[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+# The optimizers a TrainConfig can name, built from torch.optim.
+OPTIMIZERS = {"adam": _adam, "adamw": _adamw, "sgd": _sgd}
 
 # One optimisation step on a batch (x, y) already on the device: returns the batch's loss
 # as a float and the model's logits (detached), from which the loop counts accuracy.
@@ -34,16 +50,11 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"epochs must be a positive int, got {self.epochs!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        check_int(self.epochs, "epochs")
+        check_real(self.lr, "lr", low=0, low_open=True)
+        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        check_real(self.weight_decay, "weight_decay", low=0)
+        check_fraction(self.momentum, "momentum")
 
 
 @dataclass
@@ -57,32 +68,20 @@ class History:
 
 def make_optimizer(params: Iterable[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
     """The optimizer ``config`` names, from ``torch.optim``."""
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                               weight_decay=config.weight_decay)
-    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
+    return OPTIMIZERS[config.optimizer](params, config)
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str | None = None) -> float:
     """Top-1 accuracy of ``model`` on ``loader`` (a fraction in [0, 1]), in eval mode."""
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
-    device = torch.device(device) if device is not None else _model_device(model)
-    was_training = model.training
-    model.eval()
+    check_module(model)
+    device = torch.device(device) if device is not None else model_device(model)
     correct = total = 0
-    for x, y in loader:
-        pred = model(x.to(device)).argmax(dim=1)
-        correct += (pred == y.to(device)).sum().item()
-        total += y.numel()
-    model.train(was_training)
+    with eval_mode(model):
+        for x, y in loader:
+            pred = model(x.to(device)).argmax(dim=1)
+            correct += (pred == y.to(device)).sum().item()
+            total += y.numel()
     if total == 0:
         raise ValueError("loader must yield at least one example, got an empty loader")
     return correct / total
@@ -110,8 +109,7 @@ def train(
         step: replaces the default step (forward, ``loss_fn``, backward, ``optimizer``)
             for objectives that need more than the logits, e.g. distillation.
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
+    check_module(model)
     config = config or TrainConfig()
     device = get_device(config.device)
     model.to(device)

@@ -8,12 +8,9 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from tools.course import NOTEBOOK_BUDGET_MB, NOTEBOOK_BUDGET_S, SOLUTIONS
+
 from .record import Record
-
-ROOT = Path(__file__).resolve().parents[1]
-BUDGET_S = 120.0
-BUDGET_MB = 2048.0
-
 
 # The kernel's own high-water mark of resident memory. Not getrusage's ru_maxrss: Linux
 # carries that over from the parent through fork and exec, so it would report this
@@ -43,11 +40,11 @@ def run_notebook(path: Path) -> tuple[float, float]:
 
 def records() -> list[Record]:
     out = []
-    for path in sorted((ROOT / "solutions").glob("*/*.ipynb")):
+    for path in sorted(SOLUTIONS.glob("*/*.ipynb")):
         seconds, rss_mb = run_notebook(path)
         name = path.stem
-        out.append(Record(f"course/notebook-seconds/{name}", seconds, "s", BUDGET_S,
+        out.append(Record(f"course/notebook-seconds/{name}", seconds, "s", NOTEBOOK_BUDGET_S,
                           "wall time in a fresh kernel, kernel start included; baseline = budget"))
-        out.append(Record(f"course/notebook-peak-rss-mb/{name}", rss_mb, "MB", BUDGET_MB,
+        out.append(Record(f"course/notebook-peak-rss-mb/{name}", rss_mb, "MB", NOTEBOOK_BUDGET_MB,
                           "peak resident memory of the kernel; baseline = Binder's limit"))
     return out

@@ -14,9 +14,14 @@ import torch
 from accel_lib.bench import compare
 from accel_lib.data import digits_loaders
 from accel_lib.models import SmallCNN
-from accel_lib.pruning import make_permanent_, prune_unstructured_, topk_mask
-from accel_lib.pruning_schedule import CubicSchedule, iterative_prune_
-from accel_lib.pruning_structured import prune_channels_
+from accel_lib.pruning import (
+    CubicSchedule,
+    iterative_prune_,
+    make_permanent_,
+    prune_channels_,
+    prune_unstructured_,
+    topk_mask,
+)
 from accel_lib.runtime import set_seed
 from accel_lib.train import TrainConfig, evaluate, train
 

@@ -16,9 +16,10 @@ def test_set_seed_makes_every_generator_repeat():
     assert torch.equal(a[2], b[2]) and torch.equal(a[3], b[3])
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, "0", True])
-def test_set_seed_rejects_bad_seed(bad):
-    with pytest.raises(ValueError, match="seed"):
+@pytest.mark.parametrize("bad, error", [(-1, ValueError), (1.5, TypeError), ("0", TypeError),
+                                        (True, TypeError)])
+def test_set_seed_rejects_bad_seed(bad, error):
+    with pytest.raises(error, match="seed"):
         set_seed(bad)
 
 
@@ -31,9 +32,9 @@ def test_get_device_auto_prefers_cuda_then_cpu():
     assert get_device("cpu") == torch.device("cpu")
 
 
-@pytest.mark.parametrize("bad", ["gpu", "tpu", 3])
-def test_get_device_rejects_unknown_names(bad):
-    with pytest.raises(ValueError, match="name"):
+@pytest.mark.parametrize("bad, error", [("gpu", ValueError), ("tpu", ValueError), (3, TypeError)])
+def test_get_device_rejects_unknown_names(bad, error):
+    with pytest.raises(error, match="name"):
         get_device(bad)
 
 
@@ -52,10 +53,11 @@ def test_check_int_names_the_parameter_and_range():
     from accel_lib._validate import check_int
 
     assert check_int(3, "rank") == 3 and check_int(0, "seed", minimum=0) == 0
-    for bad, minimum, message in [(0, 1, "rank must be a positive int, got 0"),
-                                  (-1, 0, "rank must be a non-negative int, got -1"),
-                                  (8, 16, "rank must be an int >= 16, got 8"),
-                                  (True, 1, "rank must be a positive int, got True"),
-                                  (2.0, 1, "rank must be a positive int, got 2.0")]:
-        with pytest.raises(ValueError, match=message):
+    for bad, minimum, error, message in [
+            (0, 1, ValueError, "rank must be a positive int, got 0"),
+            (-1, 0, ValueError, "rank must be a non-negative int, got -1"),
+            (8, 16, ValueError, "rank must be an int >= 16, got 8"),
+            (True, 1, TypeError, "rank must be a positive int, got bool True"),
+            (2.0, 1, TypeError, "rank must be a positive int, got float 2.0")]:
+        with pytest.raises(error, match=message):
             check_int(bad, "rank", minimum=minimum)

@@ -23,6 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
 RELEASED = ROOT / "notebooks"
 
+# What every solution notebook may take on a 2-core CPU (COURSE.md), and Binder's memory
+# limit: the test suite fails a notebook over the time, the benchmarks record both.
+NOTEBOOK_BUDGET_S = 120.0
+NOTEBOOK_BUDGET_MB = 2048.0
+
 
 def assignments() -> list[str]:
     """Every assignment: one folder per notebook under solutions/."""

@@ -10,16 +10,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._validate import check_int
-from .pruning import (
-    _select,
-    _weight_param,
-    check_sparsity,
-    make_permanent_,
-    prunable_layers,
-    prune_unstructured_,
-    topk_mask,
-)
+from .._validate import check_int, check_real
+from ..nn_utils import model_device
+from .layers import select_layers
+from .unstructured import check_sparsity, make_permanent_, prune_unstructured_, topk_mask
 
 __all__ = ["cubic_sparsity", "CubicSchedule", "iterative_prune_", "sensitivity_scan"]
 
@@ -35,8 +29,7 @@ def cubic_sparsity(step: float, final_sparsity: float, *, initial_sparsity: floa
     check_sparsity(final_sparsity, "final_sparsity")
     check_sparsity(initial_sparsity, "initial_sparsity")
     check_int(num_updates, "num_updates")
-    if not frequency > 0:
-        raise ValueError(f"frequency must be > 0 steps, got {frequency!r}")
+    check_real(frequency, "frequency", low=0, low_open=True, meaning="steps")
     progress = min(max((step - begin_step) / (num_updates * frequency), 0.0), 1.0)
     return final_sparsity + (initial_sparsity - final_sparsity) * (1.0 - progress) ** 3
 
@@ -94,10 +87,10 @@ def iterative_prune_(
     if any(b < a for a, b in zip(targets, targets[1:], strict=False)):
         raise ValueError(f"sparsities must be non-decreasing, got {targets}")
     if finetune is None:
-        from .train import TrainConfig, train
+        from ..train import TrainConfig, train
 
         def finetune(m: nn.Module) -> object:
-            device = str(_weight_param(next(iter(prunable_layers(m).values()))).device)
+            device = str(model_device(m))
             return train(m, loader, TrainConfig(epochs=1, lr=1e-3, device=device,
                                                 progress=False))
     history = []
@@ -123,7 +116,7 @@ def sensitivity_scan(
     """
     targets = [check_sparsity(s) for s in sparsities]
     work = make_permanent_(copy.deepcopy(model))
-    chosen = _select(work, layers)
+    chosen = select_layers(work, layers)
     out: dict[str, list[float]] = {}
     for name, module in chosen.items():
         original = module.weight.detach().clone()

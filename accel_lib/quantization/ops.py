@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._validate import check_int
+from .._validate import check_int, check_tensor
 
 __all__ = [
     "MIN_BITS",
@@ -27,6 +27,8 @@ __all__ = [
     "check_bits",
     "quant_range",
     "choose_qparams",
+    "channel_rows",
+    "channel_minmax",
     "qparams_from_tensor",
     "quantize",
     "dequantize",
@@ -38,7 +40,6 @@ __all__ = [
     "cluster_quantize",
     "unit_roundoff",
     "cast_error",
-    "packed_size_bytes",
 ]
 
 MIN_BITS, MAX_BITS = 2, 16
@@ -46,10 +47,8 @@ _EPS = torch.finfo(torch.float32).eps  # the smallest scale, as torch.ao's obser
 
 
 def check_bits(bits: int, name: str = "bits") -> int:
-    """Return ``bits`` if it is an int in [2, 16], else raise ValueError naming ``name``."""
-    if isinstance(bits, bool) or not isinstance(bits, int) or not MIN_BITS <= bits <= MAX_BITS:
-        raise ValueError(f"{name} must be an int in [{MIN_BITS}, {MAX_BITS}], got {bits!r}")
-    return bits
+    """Return ``bits`` if it is an int in [2, 16]: TypeError for a non-int, else ValueError."""
+    return check_int(bits, name, MIN_BITS, MAX_BITS)
 
 
 def quant_range(bits: int, signed: bool = True) -> tuple[int, int]:
@@ -161,13 +160,27 @@ def choose_qparams(
     return QParams(scale, zp.to(torch.int32), qmin, qmax, axis)
 
 
-def _reduce_all_but(x: torch.Tensor, axis: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    if x.numel() == 0:
-        raise ValueError("x must not be empty")
+def channel_rows(x: torch.Tensor, axis: int | None) -> torch.Tensor:
+    """``x`` as rows of values, one row per channel along ``axis`` (one row for ``None``).
+
+    Detached float32. Shapes: ``x`` any non-empty shape -> (C, N) or (1, numel).
+    """
+    check_tensor(x, "x")
+    x = x.detach().to(torch.float32)
     if axis is None:
-        return x.min(), x.max()
-    flat = x.movedim(_norm_axis(axis, x.dim()), 0).reshape(x.shape[axis], -1)
-    return flat.amin(dim=1), flat.amax(dim=1)
+        return x.reshape(1, -1)
+    axis = _norm_axis(axis, x.dim())
+    return x.movedim(axis, 0).reshape(x.shape[axis], -1)
+
+
+def channel_minmax(x: torch.Tensor, axis: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Minimum and maximum of ``x``, per channel along ``axis`` or over all of it.
+
+    Shapes: 0-d each for ``axis=None``, else (C,) with ``C = x.shape[axis]``.
+    """
+    rows = channel_rows(x, axis)
+    lo, hi = rows.amin(dim=1), rows.amax(dim=1)
+    return (lo.reshape(()), hi.reshape(())) if axis is None else (lo, hi)
 
 
 def qparams_from_tensor(
@@ -178,14 +191,12 @@ def qparams_from_tensor(
 
     Shapes: ``x`` any shape; per channel, scale has ``x.shape[axis]`` entries.
     """
-    lo, hi = _reduce_all_but(x.detach().float(), axis)
+    lo, hi = channel_minmax(x, axis)
     return choose_qparams(lo, hi, bits, symmetric=symmetric, signed=signed, axis=axis)
 
 
 def _norm_axis(axis: int, ndim: int) -> int:
-    if isinstance(axis, bool) or not isinstance(axis, int) or not -ndim <= axis < ndim:
-        raise ValueError(f"axis must be an int in [{-ndim}, {ndim - 1}], got {axis!r}")
-    return axis % ndim
+    return check_int(axis, "axis", -ndim, ndim - 1) % ndim
 
 
 def _broadcast(x: torch.Tensor, qp: QParams) -> tuple[torch.Tensor, torch.Tensor]:
@@ -204,8 +215,7 @@ def _broadcast(x: torch.Tensor, qp: QParams) -> tuple[torch.Tensor, torch.Tensor
 
 def _codes_f32(x: torch.Tensor, qp: QParams) -> torch.Tensor:
     """``round(x * (1/s)) + z`` in float32, before clamping."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    check_tensor(x, "x", allow_empty=True)
     scale, zp = _broadcast(x, qp)
     return torch.round(x.to(torch.float32) * (1.0 / scale)) + zp
 
@@ -338,10 +348,3 @@ def cast_error(x: torch.Tensor, dtype: torch.dtype) -> dict[str, float]:
         "mean_rel": float(rel.mean()) if rel.numel() else 0.0,
         "overflow": float((~finite).float().mean()),
     }
-
-
-def packed_size_bytes(numel: int, bits: int) -> int:
-    """Bytes to store ``numel`` codes of ``bits`` each, packed: ``ceil(numel * bits / 8)``."""
-    check_bits(bits)
-    check_int(numel, "numel", minimum=0)
-    return math.ceil(numel * bits / 8)

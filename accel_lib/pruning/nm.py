@@ -15,8 +15,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ._validate import check_int
-from .pruning import _apply_mask, _check_tensor, _mask_module, _select, prunable_layers
+from .._validate import check_int, check_tensor
+from .layers import prunable_layers, select_layers
+from .unstructured import attach_mask, mask_of
 
 __all__ = ["nm_mask", "prune_nm_", "semi_structured_available", "to_semi_structured_"]
 
@@ -27,7 +28,7 @@ def nm_mask(weight: torch.Tensor, n: int = 2, m: int = 4) -> torch.Tensor:
 
     Shapes: ``weight`` (..., K) with K divisible by ``m``; returns a bool tensor of that shape.
     """
-    _check_tensor(weight, "weight")
+    check_tensor(weight, "weight")
     for label, v in (("n", n), ("m", m)):
         check_int(v, label)
     if n >= m:
@@ -52,12 +53,12 @@ def prune_nm_(model: nn.Module, n: int = 2, m: int = 4, *,
         if not chosen:
             raise ValueError("model must contain an nn.Linear layer for N:M pruning, got none")
     else:
-        chosen = _select(model, layers)
+        chosen = select_layers(model, layers)
     for name, module in chosen.items():
         if not isinstance(module, nn.Linear):
             raise ValueError(f"layers must be nn.Linear for N:M sparsity, got {name!r}: "
                              f"{type(module).__name__}")
-        _apply_mask(module, nm_mask(module.weight, n, m))
+        attach_mask(module, nm_mask(module.weight, n, m))
     return model
 
 
@@ -79,7 +80,7 @@ def to_semi_structured_(model: nn.Module) -> nn.Module:
     from torch.sparse import to_sparse_semi_structured
 
     for module in model.modules():
-        if not isinstance(module, nn.Linear) or _mask_module(module) is None:
+        if not isinstance(module, nn.Linear) or mask_of(module) is None:
             continue
         weight = module.weight
         if not semi_structured_available(weight.device) or \
@@ -88,7 +89,7 @@ def to_semi_structured_(model: nn.Module) -> nn.Module:
         rows, cols = weight.shape
         if rows % 32 or cols % 64:  # the fp16/bf16 sparse kernels' tile (CUTLASS, cuSPARSELt)
             continue
-        mask = _mask_module(module).mask
+        mask = mask_of(module).mask
         if not bool((mask.reshape(-1, 4).sum(dim=1) == 2).all()):
             continue  # not a 2:4 pattern
         parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)

@@ -13,22 +13,21 @@ rounding were the identity, and zeroes it where the value was clipped:
 from __future__ import annotations
 
 import copy
-import io
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from .quant_observers import OBSERVERS, Observer, make_observer
-from .quant_ops import QParams, check_bits, fake_quantize, in_range_mask, qparams_from_tensor
-from .stats import tensor_bytes
-from .train import TrainConfig, train
+from .._validate import check_choice, check_module
+from ..nn_utils import eval_mode, layers_of_type, model_device, replace_modules_
+from ..train import TrainConfig, train
+from .observers import OBSERVERS, Observer, check_percentile, make_observer
+from .ops import QParams, check_bits, fake_quantize, in_range_mask, qparams_from_tensor
 
 __all__ = [
-    "replace_modules_",
     "FakeQuantizeSTE",
     "fake_quantize_ste",
     "QuantConfig",
@@ -40,8 +39,6 @@ __all__ = [
     "qat_",
     "quant_wrappers",
     "dynamic_quantize",
-    "serialized_size_bytes",
-    "state_size_bytes",
 ]
 
 SUPPORTED_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -90,10 +87,8 @@ class QuantConfig:
         check_bits(self.weight_bits, "weight_bits")
         if self.act_bits is not None:
             check_bits(self.act_bits, "act_bits")
-        if self.observer not in OBSERVERS:
-            raise ValueError(f"observer must be one of {OBSERVERS}, got {self.observer!r}")
-        if not 50 < self.percentile <= 100:
-            raise ValueError(f"percentile must be in (50, 100], got {self.percentile!r}")
+        check_choice(self.observer, "observer", OBSERVERS)
+        check_percentile(self.percentile)
 
     def make_observer(self) -> Observer:
         kwargs = {"percentile": self.percentile} if self.observer == "percentile" else {}
@@ -155,24 +150,7 @@ class QuantWrapper(nn.Module):
 
 def quant_wrappers(model: nn.Module) -> list[QuantWrapper]:
     """Every :class:`QuantWrapper` inside ``model``."""
-    return [m for m in model.modules() if isinstance(m, QuantWrapper)]
-
-
-def replace_modules_(model: nn.Module, replace: Callable[[nn.Module], nn.Module | None]) -> int:
-    """Swap, in place, every submodule for which ``replace`` returns a new module.
-
-    Children are visited depth first; a replaced module's own children are not visited.
-    Returns how many modules were replaced.
-    """
-    count = 0
-    for name, child in model.named_children():
-        new = replace(child)
-        if new is None:
-            count += replace_modules_(child, replace)
-        else:
-            setattr(model, name, new)
-            count += 1
-    return count
+    return list(layers_of_type(model, QuantWrapper).values())
 
 
 def prepare_(model: nn.Module, config: QuantConfig | None = None) -> nn.Module:
@@ -181,8 +159,7 @@ def prepare_(model: nn.Module, config: QuantConfig | None = None) -> nn.Module:
     Raises:
         ValueError: the model is already prepared, or has no layer this module can quantize.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    check_module(model)
     config = config or QuantConfig()
     if quant_wrappers(model):
         raise ValueError("model is already prepared for quantization (it holds QuantWrappers)")
@@ -213,24 +190,24 @@ def calibrate_(model: nn.Module, batches: Iterable, *, max_batches: int | None =
     wrappers = quant_wrappers(model)
     if not wrappers:
         raise ValueError("model is not prepared: call prepare_(model, config) first")
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    for w in wrappers:
-        w.calibrating = True
+    device = model_device(model)
     seen = 0
-    for batch in batches:
-        if max_batches is not None and seen >= max_batches:
-            break
-        model(_inputs(batch).to(device))
-        seen += 1
-    if seen == 0:
+    try:
+        for w in wrappers:
+            w.calibrating = True
+        with eval_mode(model):
+            for batch in batches:
+                if max_batches is not None and seen >= max_batches:
+                    break
+                model(_inputs(batch).to(device))
+                seen += 1
+    finally:
         for w in wrappers:
             w.calibrating = False
+    if seen == 0:
         raise ValueError("calibration data is empty: batches must yield at least one batch")
     for w in wrappers:
         w.freeze()
-    model.train(was_training)
     return model
 
 
@@ -257,6 +234,7 @@ def qat_(model: nn.Module, train_loader: Iterable, config: QuantConfig | None = 
 def dynamic_quantize(model: nn.Module) -> nn.Module:
     """PyTorch's fast path: ``torch.ao.quantization.quantize_dynamic`` (int8 Linear weights,
     activations quantized on the fly per batch) on a copy of ``model`` (eval, CPU)."""
+    check_module(model)
     if not any(isinstance(m, nn.Linear) for m in model.modules()):
         raise ValueError("model has no nn.Linear: dynamic quantization only converts Linear")
     with warnings.catch_warnings():
@@ -265,19 +243,3 @@ def dynamic_quantize(model: nn.Module) -> nn.Module:
 
         return quantize_dynamic(copy.deepcopy(model).cpu().eval(), {nn.Linear},
                                 dtype=torch.qint8)
-
-
-def serialized_size_bytes(model: nn.Module) -> int:
-    """Bytes of ``torch.save(model.state_dict())`` in memory: the size on disk."""
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    return buffer.getbuffer().nbytes
-
-
-def state_size_bytes(model: nn.Module) -> int:
-    """Bytes of every tensor in the state dict (numel x element size, qparams included).
-
-    Unlike ``accel_lib.stats.model_size_bytes`` this also sees PyTorch's packed int8
-    weights, which are neither parameters nor buffers.
-    """
-    return tensor_bytes(dict(model.state_dict()))

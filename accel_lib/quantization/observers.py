@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from ._validate import check_int
-from .quant_ops import QParams, _norm_axis, choose_qparams, fake_quantize, quant_range
+from .._validate import check_choice, check_int, check_real
+from .ops import QParams, channel_minmax, channel_rows, choose_qparams, fake_quantize, quant_range
 
 __all__ = [
     "Observer",
@@ -27,7 +27,13 @@ __all__ = [
     "MSEObserver",
     "OBSERVERS",
     "make_observer",
+    "check_percentile",
 ]
+
+
+def check_percentile(percentile: float, name: str = "percentile") -> float:
+    """Return ``percentile`` as a float if it is a number in (50, 100]."""
+    return check_real(percentile, name, low=50, high=100, low_open=True)
 
 
 class Observer:
@@ -40,22 +46,8 @@ class Observer:
     """
 
     def __init__(self, axis: int | None = None) -> None:
-        if axis is not None and (isinstance(axis, bool) or not isinstance(axis, int)):
-            raise ValueError(f"axis must be None or an int, got {axis!r}")
-        self.axis = axis
+        self.axis = None if axis is None else check_int(axis, "axis", None)
         self.batches = 0
-
-    def _rows(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` as (C, N) per channel or (1, N) per tensor, float32, detached."""
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if x.numel() == 0:
-            raise ValueError("x must not be empty: an observer cannot calibrate on no values")
-        x = x.detach().to(torch.float32)
-        if self.axis is None:
-            return x.reshape(1, -1)
-        axis = _norm_axis(self.axis, x.dim())
-        return x.movedim(axis, 0).reshape(x.shape[axis], -1)
 
     def update(self, x: torch.Tensor) -> None:
         raise NotImplementedError
@@ -97,15 +89,12 @@ class MinMaxObserver(Observer):
         self.min_val = lo if self.min_val is None else torch.minimum(self.min_val, lo)
         self.max_val = hi if self.max_val is None else torch.maximum(self.max_val, hi)
 
-    def _check_channels(self, rows: torch.Tensor) -> None:
-        if self.min_val is not None and self.min_val.numel() != rows.shape[0]:
-            raise ValueError(f"x has {rows.shape[0]} channels along axis {self.axis}, "
-                             f"earlier batches had {self.min_val.numel()}")
-
     def update(self, x: torch.Tensor) -> None:
-        rows = self._rows(x)
-        self._check_channels(rows)
-        self._combine(rows.amin(dim=1), rows.amax(dim=1))
+        lo, hi = channel_minmax(x, self.axis)
+        if self.min_val is not None and self.min_val.numel() != lo.numel():
+            raise ValueError(f"x has {lo.numel()} channels along axis {self.axis}, "
+                             f"earlier batches had {self.min_val.numel()}")
+        self._combine(lo, hi)
         self.batches += 1
 
     def range(self, bits: int = 8, *, symmetric: bool = False,
@@ -123,9 +112,8 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
 
     def __init__(self, averaging_constant: float = 0.01, axis: int | None = None) -> None:
         super().__init__(axis)
-        if not 0 < averaging_constant <= 1:
-            raise ValueError(f"averaging_constant must be in (0, 1], got {averaging_constant!r}")
-        self.averaging_constant = averaging_constant
+        self.averaging_constant = check_real(averaging_constant, "averaging_constant", low=0,
+                                             high=1, low_open=True)
 
     def _combine(self, lo: torch.Tensor, hi: torch.Tensor) -> None:
         if self.min_val is None:
@@ -145,7 +133,7 @@ class _SampleObserver(Observer):
         self._chunks: list[torch.Tensor] = []
 
     def update(self, x: torch.Tensor) -> None:
-        rows = self._rows(x)
+        rows = channel_rows(x, self.axis)
         if self._chunks and self._chunks[0].shape[0] != rows.shape[0]:
             raise ValueError(f"x has {rows.shape[0]} channels along axis {self.axis}, "
                              f"earlier batches had {self._chunks[0].shape[0]}")
@@ -171,9 +159,7 @@ class PercentileObserver(_SampleObserver):
     def __init__(self, percentile: float = 99.99, axis: int | None = None,
                  max_samples: int = 2**20) -> None:
         super().__init__(axis, max_samples)
-        if not 50 < percentile <= 100:
-            raise ValueError(f"percentile must be in (50, 100], got {percentile!r}")
-        self.percentile = percentile
+        self.percentile = check_percentile(percentile)
 
     def range(self, bits: int = 8, *, symmetric: bool = False,
               signed: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -213,13 +199,15 @@ class MSEObserver(_SampleObserver):
         return self._shape_out(best_lo), self._shape_out(best_hi)
 
 
-OBSERVERS = ("minmax", "moving_average", "percentile", "mse")
+OBSERVERS: dict[str, type[Observer]] = {
+    "minmax": MinMaxObserver,
+    "moving_average": MovingAverageMinMaxObserver,
+    "percentile": PercentileObserver,
+    "mse": MSEObserver,
+}
 
 
 def make_observer(name: str, axis: int | None = None, **kwargs: float) -> Observer:
     """An observer by name: one of :data:`OBSERVERS` (keyword arguments go to its constructor)."""
-    classes = {"minmax": MinMaxObserver, "moving_average": MovingAverageMinMaxObserver,
-               "percentile": PercentileObserver, "mse": MSEObserver}
-    if name not in classes:
-        raise ValueError(f"observer must be one of {OBSERVERS}, got {name!r}")
-    return classes[name](axis=axis, **kwargs)
+    check_choice(name, "observer", OBSERVERS)
+    return OBSERVERS[name](axis=axis, **kwargs)

@@ -16,8 +16,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .quant_models import QuantWrapper, quant_wrappers, replace_modules_
-from .quant_ops import QParams, dequantize, qparams_from_tensor, quantize
+from ..nn_utils import replace_modules_
+from .models import QuantWrapper, quant_wrappers
+from .ops import QParams, dequantize, qparams_from_tensor, quantize
 
 __all__ = [
     "int_matmul",

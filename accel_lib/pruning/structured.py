@@ -23,7 +23,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .pruning import _mask_module, check_sparsity
+from .._validate import check_choice, check_int, check_module, check_tensor
+from ..nn_utils import eval_mode
+from .unstructured import check_sparsity, mask_of, num_pruned
 
 __all__ = [
     "ChannelGroup",
@@ -49,11 +51,11 @@ def channel_scores(weight: torch.Tensor, p: int = 1) -> torch.Tensor:
 
     Shapes: ``weight`` (C_out, C_in, kH, kW) or (out, in); returns (C_out,).
     """
-    if not isinstance(weight, torch.Tensor) or weight.dim() < 2:
+    check_tensor(weight, "weight")
+    if weight.dim() < 2:
         raise ValueError(f"weight must be a tensor of at least 2 dims (C_out, ...), "
-                         f"got {getattr(weight, 'shape', type(weight).__name__)}")
-    if p not in (1, 2):
-        raise ValueError(f"p must be 1 (L1) or 2 (L2), got {p!r}")
+                         f"got shape {tuple(weight.shape)}")
+    check_choice(p, "p", (1, 2))
     return weight.detach().flatten(1).norm(p=p, dim=1)
 
 
@@ -63,11 +65,8 @@ def channel_keep_indices(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
 
     Shapes: ``scores`` (C,); returns (C_kept,) int64.
     """
-    if not isinstance(scores, torch.Tensor) or scores.dim() != 1 or scores.numel() == 0:
-        raise ValueError(f"scores must be a non-empty 1-D tensor (one score per channel), "
-                         f"got {getattr(scores, 'shape', type(scores).__name__)}")
-    sparsity = check_sparsity(sparsity)
-    n_keep = max(1, scores.numel() - round(sparsity * scores.numel()))
+    check_tensor(scores, "scores", ndim=1)
+    n_keep = max(1, scores.numel() - num_pruned(scores.numel(), sparsity))
     return torch.topk(scores.detach(), n_keep).indices.sort().values
 
 
@@ -129,8 +128,8 @@ def prune_linear_inputs(linear: nn.Linear, keep: torch.Tensor, spatial: int = 1)
     """
     if not isinstance(linear, nn.Linear):
         raise TypeError(f"linear must be an nn.Linear, got {type(linear).__name__}")
-    if isinstance(spatial, bool) or not isinstance(spatial, int) or spatial < 1 \
-            or linear.in_features % spatial:
+    check_int(spatial, "spatial")
+    if linear.in_features % spatial:
         raise ValueError(f"spatial must be a positive int dividing in_features="
                          f"{linear.in_features}, got {spatial!r}")
     keep = keep.to(linear.weight.device)
@@ -155,10 +154,8 @@ class _Call:
 
 @torch.no_grad()
 def _trace(model: nn.Module, example_input: torch.Tensor) -> list[_Call]:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    if not isinstance(example_input, torch.Tensor):
-        raise TypeError(f"example_input must be a torch.Tensor, got {type(example_input).__name__}")
+    check_module(model)
+    check_tensor(example_input, "example_input")
     names = {id(m): n for n, m in model.named_modules()}
     calls: list[_Call] = []
     keep_alive: list[torch.Tensor] = []  # no freed address can be reused during the trace
@@ -180,12 +177,10 @@ def _trace(model: nn.Module, example_input: torch.Tensor) -> list[_Call]:
     leaves = [m for m in model.modules() if not list(m.children())]
     handles = [m.register_forward_pre_hook(pre_hook) for m in leaves]
     handles += [m.register_forward_hook(hook) for m in leaves]
-    was_training = model.training
-    model.eval()
     try:
-        out = model(example_input)
+        with eval_mode(model):
+            out = model(example_input)
     finally:
-        model.train(was_training)
         for h in handles:
             h.remove()
     if not calls:
@@ -291,7 +286,7 @@ def prune_channels_(
         ``model``, now dense and smaller. Outputs are unchanged where removed channels were
         exactly zero after their BatchNorm.
     """
-    if any(_mask_module(m) is not None for m in model.modules()):
+    if any(mask_of(m) is not None for m in model.modules()):
         raise ValueError("model has unstructured masks; call make_permanent_(model) first")
     groups = channel_groups(model, example_input)
     if not groups:
