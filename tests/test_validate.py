@@ -95,3 +95,12 @@ def test_check_tensor_kinds_dims_and_emptiness():
     with pytest.raises(ValueError, match="x must not be empty"):
         check_tensor(torch.ones(0), "x")
     assert check_tensor(torch.ones(0), "x", allow_empty=True).numel() == 0
+
+
+def test_check_tensor_finite_counts_the_bad_values():
+    x = torch.tensor([1.0, math.nan, math.inf, -math.inf, 2.0])
+    with pytest.raises(ValueError, match="x must be finite, got 1 NaN and 2 infinite values of 5"):
+        check_tensor(x, "x", finite=True)
+    assert check_tensor(x, "x") is x  # only checked on request
+    codes = torch.tensor([1, 2], dtype=torch.int8)
+    assert check_tensor(codes, "q", finite=True) is codes  # integers are always finite
