@@ -80,6 +80,45 @@ def test_int_linear_matches_fake_quant_and_stays_within_the_error_bound():
     assert ((y8 - exact).abs() <= bound + out.scale / 2 + 1e-4).all()
 
 
+def test_dead_relus_do_not_wrap_the_int32_bias():
+    """All-zero calibration input (dead ReLUs) collapses the activation scale to float eps,
+    and ``round(b / (s_x s_w))`` no longer fits in int32: it wrapped (0.5 came out as
+    -0.002). The integer model must give the float output within the error bound, like the
+    fake-quantized one."""
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    with torch.no_grad():
+        model[0].bias.fill_(-100.0)  # every ReLU dead: the second layer sees only zeros
+        model[2].bias.copy_(torch.tensor([0.5, -0.25, 2.0, 0.0]))
+    x = torch.randn(32, 8)
+    fake = ptq_(copy.deepcopy(model), [x])
+    real = convert_to_int_(copy.deepcopy(fake))
+    with torch.no_grad():
+        hidden, exact, simulated, y = model[:2](x), model(x), fake(x), real(x)
+    assert (hidden == 0).all()
+    layer = real[2]
+    bound = linear_error_bound(hidden, model[2].weight, layer.act_qparams.scale.item(),
+                               layer.weight_scale).float()
+    assert ((y - exact).abs() <= bound + 1e-5 * exact.abs()).all()
+    torch.testing.assert_close(y, simulated)
+
+
+def test_int_linear_bias_never_wraps():
+    """However small the scales, the int32 bias fits (here by coarser weight scales for the
+    channels whose bias needs it); a non-finite bias is refused."""
+    lin = nn.Linear(4, 3)
+    with torch.no_grad():
+        lin.weight[1].zero_()  # a pruned neuron: its weight scale is float eps too
+        lin.bias.copy_(torch.tensor([1e3, 10.0, -0.5]))
+    act = qparams_from_tensor(torch.zeros(2, 4), 8, signed=True)  # scale = float eps
+    int_lin = IntLinear.from_float(lin, act)
+    assert int_lin.bias_q.abs().max() <= 2**30
+    torch.testing.assert_close(int_lin(torch.zeros(5, 4)), lin.bias.detach().expand(5, 3))
+    with torch.no_grad():
+        lin.bias[0] = float("inf")
+    with pytest.raises(ValueError, match="bias must be finite"):
+        IntLinear.from_float(lin, act)
+
+
 def test_int_conv2d_matches_float_conv():
     conv = nn.Conv2d(3, 5, 3, padding=1, stride=2)
     x = torch.randn(2, 3, 9, 9)
