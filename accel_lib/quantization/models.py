@@ -156,6 +156,10 @@ def quant_wrappers(model: nn.Module) -> list[QuantWrapper]:
 def prepare_(model: nn.Module, config: QuantConfig | None = None) -> nn.Module:
     """Wrap every Linear/Conv1d/Conv2d of ``model`` in a :class:`QuantWrapper`, in place.
 
+    Layers inside a module that computes with their weights without calling them stay
+    float (:func:`accel_lib.nn_utils.reads_child_weights`: attention's ``out_proj``, and a
+    ``batch_first`` TransformerEncoderLayer's Linears, read by its eval-mode fast path).
+
     Raises:
         ValueError: the model is already prepared, or has no layer this module can quantize.
     """

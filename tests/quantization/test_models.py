@@ -89,6 +89,31 @@ def test_qat_trains_the_cnn_through_the_fake_quantizers(digits):
     assert evaluate(model, digits.test) > 0.5
 
 
+def _encoder(batch_first: bool) -> nn.Module:
+    return nn.Sequential(nn.Linear(8, 16), nn.TransformerEncoderLayer(
+        16, 2, 32, dropout=0.0, batch_first=batch_first), nn.Linear(16, 4)).eval()
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_ptq_of_a_transformer_encoder_layer_runs(batch_first):
+    """Attention computes with out_proj's weight without calling it, so a QuantWrapper there
+    crashed the forward ("'QuantWrapper' object has no attribute 'weight'"); torch's
+    quantize_dynamic skips it. A batch_first layer's eval fast path reads linear1/linear2's
+    weights too (quantize_dynamic breaks there): those layers stay float."""
+    model = _encoder(batch_first)
+    x = torch.randn(3, 6, 8)
+    q = ptq_(copy.deepcopy(model), [x])
+    wrapped = {name for name, m in q.named_modules() if isinstance(m, QuantWrapper)}
+    assert wrapped == ({"0", "2"} if batch_first else {"0", "1.linear1", "1.linear2", "2"})
+    with torch.no_grad():
+        torch.testing.assert_close(q(x), model(x), atol=0.05, rtol=0.05)
+        real = convert_to_int_(copy.deepcopy(q))
+        torch.testing.assert_close(real(x), q(x), atol=0.02, rtol=0.02)
+    attention = nn.Sequential(nn.MultiheadAttention(16, 2, batch_first=True))
+    with pytest.raises(ValueError, match="no layer to quantize"):
+        prepare_(attention)  # its only Linear is out_proj
+
+
 def test_model_level_bad_inputs(digits):
     with pytest.raises(ValueError, match="no layer to quantize"):
         prepare_(nn.Sequential(nn.ReLU()))
