@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..nn_utils import replace_modules_
-from .models import QuantWrapper, quant_wrappers
+from .models import quant_wrappers
 from .ops import QParams, dequantize, qparams_from_tensor, quantize
 
 __all__ = [
@@ -237,7 +237,9 @@ def convert_to_int_(model: nn.Module) -> nn.Module:
 
     Raises:
         ValueError: no wrappers, uncalibrated ones, bit widths other than 8, or a wrapped
-            layer with no integer kernel here (Conv1d, grouped conv).
+            layer with no integer kernel here (Conv1d, grouped or reflect-padded conv).
+            Every integer layer is built before the first swap: the model is unchanged
+            when it raises.
     """
     wrappers = quant_wrappers(model)
     if not wrappers:
@@ -252,11 +254,9 @@ def convert_to_int_(model: nn.Module) -> nn.Module:
             raise ValueError(f"no integer kernel for {type(w.module).__name__} (supported: "
                              "Linear, Conv2d)")
 
-    def to_int(m: nn.Module) -> nn.Module | None:
-        if not isinstance(m, QuantWrapper):
-            return None
-        cls = IntLinear if isinstance(m.module, nn.Linear) else IntConv2d
-        return cls.from_float(m.module, m.act_qparams)
-
-    replace_modules_(model, to_int)
+    new = {}
+    for w in wrappers:  # build every integer layer first: one that cannot be built changes nothing
+        cls = IntLinear if isinstance(w.module, nn.Linear) else IntConv2d
+        new[id(w)] = cls.from_float(w.module, w.act_qparams)
+    replace_modules_(model, lambda m: new.get(id(m)))
     return model

@@ -28,6 +28,7 @@ from accel_lib.quantization import (
     state_size_bytes,
 )
 from accel_lib.train import evaluate
+from tests.reference import assert_raises_and_changes_nothing
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -150,6 +151,16 @@ def test_convert_to_int_keeps_ptq_accuracy_and_shrinks_weights(trained_mlp, digi
     q_cnn = convert_to_int_(ptq_(copy.deepcopy(cnn), digits.train, max_batches=2))
     x = next(iter(digits.test))[0]
     assert q_cnn(x).shape == (x.shape[0], 10)
+
+
+@pytest.mark.parametrize("conv", [nn.Conv2d(4, 4, 3, groups=2),
+                                  nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect")])
+def test_convert_to_int_changes_nothing_when_a_layer_has_no_integer_kernel(conv):
+    """It converted the layers before a grouped (or reflect-padded) conv, then raised."""
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), conv, nn.Flatten(), nn.LazyLinear(3))
+    model(torch.randn(2, 1, 8, 8))  # materialise the lazy Linear
+    fake = ptq_(model, [torch.randn(2, 1, 8, 8)])
+    assert_raises_and_changes_nothing(convert_to_int_, fake, ValueError, "IntConv2d supports")
 
 
 def test_dynamic_quantization_and_sizes():

@@ -22,7 +22,7 @@ from accel_lib.quantization import (
     qparams_from_tensor,
 )
 from accel_lib.train import TrainConfig, evaluate
-from tests.reference import assert_matches_reference
+from tests.reference import assert_matches_reference, assert_raises_and_changes_nothing
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -112,6 +112,22 @@ def test_ptq_of_a_transformer_encoder_layer_runs(batch_first):
     attention = nn.Sequential(nn.MultiheadAttention(16, 2, batch_first=True))
     with pytest.raises(ValueError, match="no layer to quantize"):
         prepare_(attention)  # its only Linear is out_proj
+
+
+def test_ptq_and_calibrate_change_nothing_when_calibration_fails():
+    """ptq_ wrapped the model, then calibration raised and left it wrapped and uncalibrated;
+    a failed calibrate_ kept what the observers had seen of the batches before."""
+    bad_batches = [torch.randn(4, 64), torch.randn(4, 5)]  # the second does not fit the MLP
+    assert_raises_and_changes_nothing(lambda m: ptq_(m, bad_batches), MLP(), ValueError,
+                                      "64 features")
+    assert_raises_and_changes_nothing(lambda m: ptq_(m, []), MLP(), ValueError, "empty")
+    prepared = prepare_(MLP())
+    with pytest.raises(ValueError, match="64 features"):
+        calibrate_(prepared, bad_batches)
+    assert all(w.observer.batches == 0 for w in prepared.modules()
+               if isinstance(w, QuantWrapper))
+    assert_raises_and_changes_nothing(lambda m: prepare_(m, {"weight_bits": 4}), MLP(),
+                                      TypeError, "config must be a QuantConfig")
 
 
 def test_model_level_bad_inputs(digits):
