@@ -54,6 +54,35 @@ def test_soft_target_kl_matches_kl_div_with_log_target(temperature):
     assert soft_target_kl(zs, zt, temperature) > 0
 
 
+@pytest.mark.parametrize("temperature", [1e2, 1e3, 1e4])
+def test_soft_target_kl_in_float32_matches_a_float64_reference_at_high_temperature(temperature):
+    """In float32 the KL is a small difference of large sums: at T = 1e4 it came out
+    negative (-6.1 after the T^2 factor), 1.2% off at T = 1e3."""
+    g = torch.Generator().manual_seed(0)
+    zt = torch.randn(64, 10, generator=g) * 5
+    zs = zt + torch.randn(64, 10, generator=g) * 0.5
+    kl = soft_target_kl(zs, zt, temperature)
+    assert kl.dtype == torch.float32 and kl >= 0
+    reference = F.kl_div(F.log_softmax(zs.double() / temperature, 1),
+                         F.log_softmax(zt.double() / temperature, 1), log_target=True,
+                         reduction="batchmean")
+    torch.testing.assert_close(kl.double() * temperature**2, reference * temperature**2,
+                               rtol=1e-4, atol=0)
+
+
+@pytest.mark.parametrize("temperature", [1e4, 1e6, 1e8])
+def test_soft_target_kl_times_t_squared_reaches_its_large_temperature_limit(temperature):
+    """As T -> inf, T^2 KL -> 1/(2N) sum_i (d_i - mean d)^2 with d = z_t - z_s (per example,
+    then the batch mean): finite, positive, and what the T^2 factor is there for."""
+    g = torch.Generator().manual_seed(0)
+    zt, zs = torch.randn(16, 10, generator=g) * 5, torch.randn(16, 10, generator=g) * 5
+    d = (zt - zs).double()
+    limit = ((d - d.mean(1, keepdim=True)) ** 2).mean(1).mean() / 2
+    scaled = soft_target_kl(zs, zt, temperature).double() * temperature**2
+    torch.testing.assert_close(scaled, limit, rtol=2e-3, atol=0)
+    assert soft_target_kl(zt, zt, temperature) == 0
+
+
 def test_soft_target_kl_hand_computed():
     # p_t = (0.5, 0.5), p_s = (0.25, 0.75): KL = 0.5 ln 2 + 0.5 ln(2/3)
     zt = torch.zeros(1, 2)
