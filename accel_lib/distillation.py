@@ -68,10 +68,11 @@ class DistillConfig:
     alpha: float = 0.5
     hint_weight: float = 0.0
 
-    def __post_init__(self) -> None:
-        _check_temperature(self.temperature)
-        _check_alpha(self.alpha)
-        check_real(self.hint_weight, "hint_weight", low=0)
+    def __post_init__(self) -> None:  # stored as Python floats (np.int64(4) -> 4.0)
+        object.__setattr__(self, "temperature", _check_temperature(self.temperature))
+        object.__setattr__(self, "alpha", _check_alpha(self.alpha))
+        object.__setattr__(self, "hint_weight",
+                           check_real(self.hint_weight, "hint_weight", low=0))
 
 
 def softmax_with_temperature(logits: torch.Tensor, temperature: float = 1.0,
@@ -200,6 +201,8 @@ class FeatureHint:
 
     def __init__(self, student: nn.Module, student_layer: str, teacher: nn.Module,
                  teacher_layer: str, example: torch.Tensor) -> None:
+        check_module(student, "student")
+        check_module(teacher, "teacher")
         s_mod = dict(student.named_modules()).get(student_layer)
         t_mod = dict(teacher.named_modules()).get(teacher_layer)
         if s_mod is None:
@@ -243,6 +246,8 @@ def distill_step(student: nn.Module, teacher: nn.Module, x: torch.Tensor, y: tor
 
     Shapes: ``x`` (B, ...), ``y`` (B,) -> (the loss as a float, the student's logits (B, N)).
     """
+    check_module(student, "student")
+    check_module(teacher, "teacher")
     config = config or DistillConfig()
     if hint is None and config.hint_weight > 0:
         raise ValueError("hint must be a FeatureHint when config.hint_weight > 0")

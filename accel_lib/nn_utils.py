@@ -74,6 +74,7 @@ def reads_child_weights(module: nn.Module) -> bool:
 
     torch's own ``quantize_dynamic`` skips the first and breaks on the second.
     """
+    check_module(module, "module")
     if isinstance(module, nn.MultiheadAttention):
         return True
     return isinstance(module, nn.TransformerEncoderLayer) and module.self_attn.batch_first
@@ -82,6 +83,7 @@ def reads_child_weights(module: nn.Module) -> bool:
 def swappable_layers(model: nn.Module, types: type | tuple[type, ...]) -> dict[str, nn.Module]:
     """:func:`layers_of_type`, less the layers inside a module that :func:`reads_child_weights`:
     those a technique may replace by a module of another kind."""
+    check_module(model)
     readers = [name for name, m in model.named_modules() if reads_child_weights(m)]
 
     def inside(name: str) -> bool:

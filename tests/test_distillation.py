@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -81,6 +82,20 @@ def test_soft_target_kl_times_t_squared_reaches_its_large_temperature_limit(temp
     scaled = soft_target_kl(zs, zt, temperature).double() * temperature**2
     torch.testing.assert_close(scaled, limit, rtol=2e-3, atol=0)
     assert soft_target_kl(zt, zt, temperature) == 0
+
+
+def test_numpy_scalars_work_like_python_numbers():
+    """A temperature from a numpy sweep (np.int64(4)) works wherever 4 does."""
+    zs, zt = torch.randn(6, 10), torch.randn(6, 10)
+    y = torch.randint(0, 10, (6,))
+    assert_matches_reference(lambda t: softmax_with_temperature(t, np.int64(4)),
+                             lambda t: F.softmax(t / 4, dim=-1), zs)
+    loss = distillation_loss(zs, zt, y, temperature=np.int64(4), alpha=np.float32(0.25))
+    assert isinstance(loss, torch.Tensor) and loss.dtype == torch.float32
+    torch.testing.assert_close(loss, distillation_loss(zs, zt, y, temperature=4.0, alpha=0.25))
+    config = DistillConfig(temperature=np.int64(4), alpha=np.float32(0.5))
+    assert (config.temperature, config.alpha) == (4.0, 0.5)
+    assert type(config.temperature) is float and type(config.alpha) is float
 
 
 def test_soft_target_kl_hand_computed():

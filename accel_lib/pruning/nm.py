@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .._validate import check_int, check_tensor
+from .._validate import check_int, check_module, check_tensor
 from .layers import prunable_layers, select_layers
 from .unstructured import attach_mask, mask_of
 
@@ -83,6 +83,7 @@ def to_semi_structured_(model: nn.Module) -> nn.Module:
     """
     from torch.sparse import to_sparse_semi_structured
 
+    check_module(model)
     for module in model.modules():
         if not isinstance(module, nn.Linear) or mask_of(module) is None:
             continue

@@ -291,6 +291,7 @@ def prune_channels_(
             (a grouped conv), bad sparsities or scores. Every smaller layer is built before
             the first swap: the model is unchanged when it raises.
     """
+    check_module(model)
     if any(mask_of(m) is not None for m in model.modules()):
         raise ValueError("model has unstructured masks; call make_permanent_(model) first")
     groups = channel_groups(model, example_input)

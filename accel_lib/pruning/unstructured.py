@@ -112,6 +112,7 @@ class WeightMask(nn.Module):
 
 def mask_of(module: nn.Module) -> WeightMask | None:
     """The :class:`WeightMask` on ``module.weight``, or ``None`` when it has none."""
+    check_module(module, "module")
     if parametrize.is_parametrized(module, "weight"):
         for p in module.parametrizations.weight:
             if isinstance(p, WeightMask):
@@ -122,6 +123,7 @@ def mask_of(module: nn.Module) -> WeightMask | None:
 def attach_mask(module: nn.Module, mask: torch.Tensor) -> None:
     """Attach ``mask`` to ``module.weight``, or tighten the mask already there (``old & new``):
     once pruned, a weight stays pruned."""
+    check_module(module, "module")
     mask = mask.to(device=weight_param(module).device, dtype=torch.bool)
     existing = mask_of(module)
     if existing is None:

@@ -107,6 +107,7 @@ class QuantWrapper(nn.Module):
 
     def __init__(self, module: nn.Module, config: QuantConfig) -> None:
         super().__init__()
+        check_module(module, "module")
         if not isinstance(module, SUPPORTED_MODULES):
             names = ", ".join(c.__name__ for c in SUPPORTED_MODULES)
             raise TypeError(f"module must be one of {names}, got {type(module).__name__}")

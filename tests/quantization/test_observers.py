@@ -143,6 +143,8 @@ def test_observer_bad_inputs():
         make_observer("histogram")
     with pytest.raises(ValueError, match="percentile"):
         PercentileObserver(20)
+    with pytest.raises(TypeError, match=r"percentile must be a number in \(50, 100\], got str"):
+        PercentileObserver("99.9")  # was "'<' not supported between 'int' and 'str'"
     with pytest.raises(ValueError, match="averaging_constant"):
         MovingAverageMinMaxObserver(0.0)
 
