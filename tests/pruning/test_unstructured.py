@@ -43,6 +43,18 @@ def test_numpy_sparsity_works_like_torch_prune():
     assert torch.equal(masks(model)["0"], ours)
 
 
+def test_pruning_twice_keeps_an_absolute_target_where_torch_compounds():
+    """Ours: sparsity is a target, 0.5 then 0.5 stays 0.5. torch's PruningContainer applies
+    the second amount to the weights the first left: 0.5 then 0.5 is 0.75."""
+    lin = nn.Linear(40, 30)
+    model = nn.Sequential(copy.deepcopy(lin))
+    for _ in range(2):
+        prune_unstructured_(model, 0.5)
+        torch_prune.l1_unstructured(lin, "weight", amount=0.5)
+    assert (~masks(model)["0"]).float().mean().item() == 0.5
+    assert (lin.weight_mask == 0).float().mean().item() == 0.75
+
+
 def test_model_masks_equal_torch_prune_layerwise_and_global():
     model = SmallCNN(channels=(8, 16))
     ref = copy.deepcopy(model)
