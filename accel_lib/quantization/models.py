@@ -25,7 +25,7 @@ from .._validate import check_choice, check_int, check_module
 from ..nn_utils import eval_mode, layers_of_type, model_device, replace_modules_
 from ..train import TrainConfig, train
 from .observers import OBSERVERS, Observer, check_percentile, make_observer
-from .ops import QParams, check_bits, fake_quantize, in_range_mask, qparams_from_tensor
+from .ops import QParams, _codes_f32, _in_range, _round_trip, check_bits, qparams_from_tensor
 
 __all__ = [
     "FakeQuantizeSTE",
@@ -49,8 +49,9 @@ class FakeQuantizeSTE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, qp: QParams) -> torch.Tensor:  # noqa: D102
-        ctx.save_for_backward(in_range_mask(x, qp))
-        return fake_quantize(x, qp).to(x.dtype)
+        codes = _codes_f32(x, qp)  # one rounding pass (and one finite check) for both
+        ctx.save_for_backward(_in_range(codes, qp))
+        return _round_trip(codes, qp).to(x.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102

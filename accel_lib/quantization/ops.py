@@ -247,15 +247,22 @@ def fake_quantize(x: torch.Tensor, qp: QParams) -> torch.Tensor:
     finite input; NaN or infinities raise ValueError (torch maps NaN to the lowest code).
     Shapes: as ``x`` (float32).
     """
-    scale, zp = _broadcast(x, qp)
-    codes = _codes_f32(x, qp).clamp(qp.qmin, qp.qmax)
-    return (codes - zp) * scale
+    return _round_trip(_codes_f32(x, qp), qp)
+
+
+def _round_trip(codes: torch.Tensor, qp: QParams) -> torch.Tensor:
+    """``(clamp(q, q_min, q_max) - z) * s`` for the unclamped codes of :func:`_codes_f32`."""
+    scale, zp = _broadcast(codes, qp)
+    return (codes.clamp(qp.qmin, qp.qmax) - zp) * scale
+
+
+def _in_range(codes: torch.Tensor, qp: QParams) -> torch.Tensor:
+    return (codes >= qp.qmin) & (codes <= qp.qmax)
 
 
 def in_range_mask(x: torch.Tensor, qp: QParams) -> torch.Tensor:
     """True where ``x`` is not clipped (its unclamped code lies in ``[q_min, q_max]``)."""
-    codes = _codes_f32(x, qp)
-    return (codes >= qp.qmin) & (codes <= qp.qmax)
+    return _in_range(_codes_f32(x, qp), qp)
 
 
 def quantization_mse(x: torch.Tensor, qp: QParams) -> float:

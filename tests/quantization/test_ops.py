@@ -169,6 +169,8 @@ def test_qparams_bad_inputs():
         qparams_from_tensor(torch.empty(0))
     with pytest.raises(TypeError, match="torch.Tensor"):
         quantize([1.0, 2.0], choose_qparams(-1.0, 1.0))
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        fake_quantize([1.0, 2.0], choose_qparams(-1.0, 1.0))  # was an AttributeError
 
 
 # --------------------------------------------------------------- non-uniform schemes
