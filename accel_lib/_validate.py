@@ -130,11 +130,14 @@ def check_module(value: object, name: str = "model") -> nn.Module:
 
 
 def check_tensor(value: object, name: str, *, ndim: int | None = None,
-                 allow_empty: bool = False) -> torch.Tensor:
-    """Return ``value`` if it is a ``torch.Tensor`` (of ``ndim`` dims, non-empty by default).
+                 allow_empty: bool = False, finite: bool = False) -> torch.Tensor:
+    """Return ``value`` if it is a ``torch.Tensor`` (of ``ndim`` dims, non-empty by default,
+    and with no NaN or infinity when ``finite``).
 
     Raises TypeError for anything else (a list or a numpy array: wrap it with
-    ``torch.as_tensor``) and ValueError for the wrong number of dims or an empty tensor.
+    ``torch.as_tensor``) and ValueError for the wrong number of dims, an empty tensor, or
+    (``finite=True``) NaN / infinite values, e.g. ``"x must be finite, got 1 NaN and 0
+    infinite values of 6"``.
     """
     if not isinstance(value, torch.Tensor):
         hint = " (convert it with torch.as_tensor)" if isinstance(value, (list, tuple)) or \
@@ -144,4 +147,9 @@ def check_tensor(value: object, name: str, *, ndim: int | None = None,
         raise ValueError(f"{name} must be a {ndim}-D tensor, got shape {tuple(value.shape)}")
     if not allow_empty and value.numel() == 0:
         raise ValueError(f"{name} must not be empty, got shape {tuple(value.shape)}")
+    if finite and (value.is_floating_point() or value.is_complex()) and \
+            not bool(torch.isfinite(value).all()):
+        nans, infs = int(torch.isnan(value).sum()), int(torch.isinf(value).sum())
+        raise ValueError(f"{name} must be finite, got {nans} NaN and {infs} infinite values "
+                         f"of {value.numel()}")
     return value

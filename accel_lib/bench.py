@@ -228,15 +228,25 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _cell(value: Any) -> str:
+    """One table cell: formatted, ``|`` escaped as ``\\|``, line breaks as ``<br>``."""
+    text = _fmt(value).replace("|", "\\|")
+    return "<br>".join(text.splitlines())
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Render rows as a GitHub markdown table (numbers formatted; rows as wide as the header)."""
+    """Render rows as a GitHub markdown table (numbers formatted; rows as wide as the header).
+
+    Characters that would break a cell are escaped: ``|`` becomes ``\\|`` (a ``|`` in the
+    text, not a column border) and a line break becomes ``<br>`` (a newline would end the row).
+    """
     if not header:
         raise ValueError("header must name at least one column")
     for i, row in enumerate(rows):
         if len(row) != len(header):
             raise ValueError(f"rows[{i}] has {len(row)} cells, header has {len(header)}")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
 

@@ -68,10 +68,11 @@ class DistillConfig:
     alpha: float = 0.5
     hint_weight: float = 0.0
 
-    def __post_init__(self) -> None:
-        _check_temperature(self.temperature)
-        _check_alpha(self.alpha)
-        check_real(self.hint_weight, "hint_weight", low=0)
+    def __post_init__(self) -> None:  # stored as Python floats (np.int64(4) -> 4.0)
+        object.__setattr__(self, "temperature", _check_temperature(self.temperature))
+        object.__setattr__(self, "alpha", _check_alpha(self.alpha))
+        object.__setattr__(self, "hint_weight",
+                           check_real(self.hint_weight, "hint_weight", low=0))
 
 
 def softmax_with_temperature(logits: torch.Tensor, temperature: float = 1.0,
@@ -105,13 +106,28 @@ def soft_target_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     ``p_t = softmax(z_t / T)``, ``p_s = softmax(z_s / T)``; equals
     ``F.kl_div(log p_s, log p_t, log_target=True, reduction="batchmean")``. Not scaled by T^2.
 
+    Computed so that it is accurate and never negative at any temperature: in float64, and
+    as a sum of terms that are each >= 0. With ``d_i = log p_s,i - log p_t,i`` and
+    ``sum_i p_t,i e^(d_i) = sum_i p_s,i = 1``,
+
+        KL = sum_i p_t,i (e^(d_i) - 1 - d_i)
+
+    where ``e^d - 1 - d ~ d^2 / 2`` comes from ``expm1`` without cancellation. At large T
+    the plain form is a small difference of large sums: in float32 at T = 1e4 it came out
+    negative. The result has the logits' dtype.
+
     Shapes: both logits (B, N) -> a scalar.
     """
-    _check_temperature(temperature)
+    temperature = _check_temperature(temperature)
     _check_logits(student_logits, teacher_logits)
-    log_ps = log_softmax_with_temperature(student_logits, temperature)
-    log_pt = log_softmax_with_temperature(teacher_logits, temperature)
-    return (log_pt.exp() * (log_pt - log_ps)).sum(dim=1).mean()
+    dtype = torch.promote_types(student_logits.dtype, teacher_logits.dtype)
+    log_ps = log_softmax_with_temperature(student_logits.double(), temperature)
+    log_pt = log_softmax_with_temperature(teacher_logits.double(), temperature)
+    d = log_ps - log_pt  # (B, N)
+    p_s, p_t = log_ps.exp(), log_pt.exp()
+    small = d.clamp(max=1.0)  # e^d - 1 - d by expm1 where it cancels; p_s - p_t - p_t d beyond
+    terms = torch.where(d <= 1.0, p_t * (torch.expm1(small) - small), p_s - p_t - p_t * d)
+    return terms.clamp_min(0).sum(dim=1).mean().to(dtype)  # clamp: last-bit rounding only
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
@@ -185,6 +201,8 @@ class FeatureHint:
 
     def __init__(self, student: nn.Module, student_layer: str, teacher: nn.Module,
                  teacher_layer: str, example: torch.Tensor) -> None:
+        check_module(student, "student")
+        check_module(teacher, "teacher")
         s_mod = dict(student.named_modules()).get(student_layer)
         t_mod = dict(teacher.named_modules()).get(teacher_layer)
         if s_mod is None:
@@ -228,6 +246,8 @@ def distill_step(student: nn.Module, teacher: nn.Module, x: torch.Tensor, y: tor
 
     Shapes: ``x`` (B, ...), ``y`` (B,) -> (the loss as a float, the student's logits (B, N)).
     """
+    check_module(student, "student")
+    check_module(teacher, "teacher")
     config = config or DistillConfig()
     if hint is None and config.hint_weight > 0:
         raise ValueError("hint must be a FeatureHint when config.hint_weight > 0")

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ._validate import check_choice, check_int, check_module, check_real, check_tensor
+from .nn_utils import swappable_layers
 from .stats import linear_macs
 
 __all__ = [
@@ -310,6 +311,9 @@ def choose_ranks(model: nn.Module, energy: float, *, conv_method: str = "channel
     example (per output pixel for a conv, either split) instead of ``rows cols``, so it pays
     only below :func:`breakeven_rank`.
 
+    Layers that a module reads by weight instead of calling are left out
+    (:func:`accel_lib.nn_utils.reads_child_weights`: attention's ``out_proj``).
+
     Returns:
         ``{module name: rank}`` for the layers worth factorising.
     """
@@ -317,7 +321,7 @@ def choose_ranks(model: nn.Module, energy: float, *, conv_method: str = "channel
     _check_energy(energy)
     check_choice(conv_method, "conv_method", CONV_METHODS)
     ranks = {}
-    for name, module in model.named_modules():
+    for name, module in swappable_layers(model, (nn.Linear, nn.Conv2d)).items():
         if not _factorizable(module) or (isinstance(module, nn.Conv2d) and not include_conv):
             continue
         matrix = _layer_matrix(module, conv_method)
@@ -340,16 +344,27 @@ def factorize_(model: nn.Module, ranks: Mapping[str, int], *,
 
     Returns:
         ``model``, with :class:`LowRankLinear` / two-conv ``nn.Sequential`` modules in place.
+
+    Raises:
+        ValueError: a name that is not a Linear / Conv2d, or one that its parent reads by
+            weight (:func:`accel_lib.nn_utils.reads_child_weights`); a bad rank. Every
+            replacement is built first, so the model is unchanged when it raises.
     """
     check_module(model)
     check_choice(conv_method, "conv_method", CONV_METHODS)
     modules = dict(model.named_modules())
+    swappable = swappable_layers(model, (nn.Linear, nn.Conv2d))
     new: dict[str, nn.Module] = {}
     for name, rank in ranks.items():  # build every replacement first: a bad rank changes nothing
         module = modules.get(name)
         if module is None or not isinstance(module, (nn.Linear, nn.Conv2d)) or name == "":
             raise ValueError(f"ranks must name Linear or Conv2d submodules of model, "
                              f"got {name!r}")
+        if name not in swappable:
+            raise ValueError(f"ranks names {name!r}, a layer its parent module computes with "
+                             f"by weight without calling it (attention's out_proj, or a "
+                             f"batch_first TransformerEncoderLayer's Linears): it cannot be "
+                             f"replaced")
         new[name] = factorize_linear(module, rank) if isinstance(module, nn.Linear) else \
             factorize_conv2d(module, rank, method=conv_method)
     for name, module in new.items():

@@ -15,7 +15,14 @@ from torch import nn
 
 from ._validate import check_module
 
-__all__ = ["eval_mode", "model_device", "layers_of_type", "replace_modules_"]
+__all__ = [
+    "eval_mode",
+    "model_device",
+    "layers_of_type",
+    "reads_child_weights",
+    "swappable_layers",
+    "replace_modules_",
+]
 
 
 @contextmanager
@@ -57,13 +64,44 @@ def layers_of_type(model: nn.Module, types: type | tuple[type, ...]) -> dict[str
     return {name: m for name, m in model.named_modules() if isinstance(m, types)}
 
 
+def reads_child_weights(module: nn.Module) -> bool:
+    """True when ``module`` may compute with its children's weights without calling them, so
+    that swapping a child for another module (a quantized or factorised one) breaks it.
+
+    * ``nn.MultiheadAttention`` reads ``out_proj.weight`` in every forward.
+    * ``nn.TransformerEncoderLayer`` with ``batch_first`` attention reads every child's
+      weight on its eval-mode fast path (``torch._transformer_encoder_layer_fwd``).
+
+    torch's own ``quantize_dynamic`` skips the first and breaks on the second.
+    """
+    check_module(module, "module")
+    if isinstance(module, nn.MultiheadAttention):
+        return True
+    return isinstance(module, nn.TransformerEncoderLayer) and module.self_attn.batch_first
+
+
+def swappable_layers(model: nn.Module, types: type | tuple[type, ...]) -> dict[str, nn.Module]:
+    """:func:`layers_of_type`, less the layers inside a module that :func:`reads_child_weights`:
+    those a technique may replace by a module of another kind."""
+    check_module(model)
+    readers = [name for name, m in model.named_modules() if reads_child_weights(m)]
+
+    def inside(name: str) -> bool:
+        return any(name != r and (r == "" or name.startswith(f"{r}.")) for r in readers)
+
+    return {name: m for name, m in layers_of_type(model, types).items() if not inside(name)}
+
+
 def replace_modules_(model: nn.Module, replace: Callable[[nn.Module], nn.Module | None]) -> int:
     """Swap, in place, every submodule for which ``replace`` returns a new module.
 
-    Children are visited depth first; a replaced module's own children are not visited.
-    Returns how many modules were replaced.
+    Children are visited depth first; a replaced module's own children are not visited,
+    nor the children of a module that :func:`reads_child_weights` (swapping them would
+    break it). Returns how many modules were replaced.
     """
     check_module(model)
+    if reads_child_weights(model):
+        return 0
     count = 0
     for name, child in model.named_children():
         new = replace(child)

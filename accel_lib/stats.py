@@ -110,7 +110,7 @@ def conv2d_macs(
 
 @dataclass(frozen=True)
 class LayerCost:
-    """The cost of one leaf module in one forward pass."""
+    """The cost of one layer (a leaf module, or a whole attention) in one forward pass."""
 
     name: str
     kind: str
@@ -219,40 +219,81 @@ def _layer_macs(module: nn.Module, output: torch.Tensor) -> int | None:
     return None  # a layer with weights this counter does not know
 
 
-def count_flops(model: nn.Module, *inputs: torch.Tensor) -> ModelCost:
-    """Count MACs, FLOPs and bytes moved by every leaf module in one forward pass.
+def _attention_macs(module: nn.MultiheadAttention, args: tuple, kwargs: dict) -> int:
+    """MACs of ``nn.MultiheadAttention`` for target length L, source length S, batch N and
+    width E (keys and values of widths ``kdim``, ``vdim``):
 
-    Runs ``model(*inputs)`` once under ``torch.no_grad()`` with forward hooks. Layers with
-    weights that this counter does not know (e.g. LSTM) are listed in ``uncounted``.
+        N L E^2 + N S E (kdim + vdim)     the q, k, v projections
+        + 2 N L S E                       Q K^T and the weights times V, all heads together
+        + N L E^2                         the output projection
+
+    ``S`` grows by one with ``add_bias_kv`` and by one with ``add_zero_attn``.
+    """
+    names = ("query", "key", "value")
+    query, key, _ = (args[i] if i < len(args) else kwargs[n] for i, n in enumerate(names))
+    e = module.embed_dim
+    if query.dim() == 2:  # unbatched (L, E)
+        n, length, source = 1, query.shape[0], key.shape[0]
+    elif module.batch_first:  # (N, L, E)
+        n, length, source = query.shape[0], query.shape[1], key.shape[1]
+    else:  # (L, N, E)
+        length, n, source = query.shape[0], query.shape[1], key.shape[0]
+    projections = n * length * e * e + n * source * e * (module.kdim + module.vdim)
+    source += (module.bias_k is not None) + module.add_zero_attn
+    return projections + 2 * n * length * source * e + n * length * e * e
+
+
+def _is_unit(module: nn.Module) -> bool:
+    """Counted as one layer: a leaf (a pruning mask's parametrization does not count as a
+    child), or a module that computes with its children's weights without calling them."""
+    if isinstance(module, nn.MultiheadAttention):  # reads out_proj.weight, never calls it
+        return True
+    return all(name == "parametrizations" for name, _ in module.named_children())
+
+
+def count_flops(model: nn.Module, *inputs: torch.Tensor) -> ModelCost:
+    """Count MACs, FLOPs and bytes moved by every layer in one forward pass.
+
+    Runs ``model(*inputs)`` once under ``torch.no_grad()`` with forward hooks on every leaf
+    module (a masked, parametrized layer included) and on every ``nn.MultiheadAttention``,
+    counted whole (:func:`_attention_macs`: projections, ``Q K^T``, weights times ``V``).
+    The counts equal ``torch.utils.flop_counter.FlopCounterMode``'s where it sees the
+    matmuls (it misses fused kernels such as eval mode's attention fast path and the CPU's
+    ``scaled_dot_product_attention``). Layers with weights that this counter does not know
+    (e.g. LSTM) are listed in ``uncounted``.
 
     Shapes: ``inputs`` are whatever ``model`` accepts, batch included.
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
+    check_module(model)
     if not inputs:
         raise ValueError("inputs must hold at least one example input tensor")
     layers: list[LayerCost] = []
     uncounted: list[str] = []
 
     def make_hook(name: str) -> Callable:
-        def hook(module: nn.Module, args: tuple, output: Any) -> None:
+        def hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
             main = output[0] if isinstance(output, (tuple, list)) else output
-            macs = _layer_macs(module, main) if isinstance(main, torch.Tensor) else None
-            weights = sum(tensor_bytes(p) for p in module.parameters(recurse=False))
-            moved = weights + tensor_bytes(args) + tensor_bytes(output)
+            if isinstance(module, nn.MultiheadAttention):
+                macs = _attention_macs(module, args, kwargs)
+            else:
+                macs = _layer_macs(module, main) if isinstance(main, torch.Tensor) else None
+            params = list(module.parameters())  # a unit's parameters are all its own
+            moved = sum(tensor_bytes(p) for p in params) + tensor_bytes(args) + \
+                tensor_bytes(kwargs) + tensor_bytes(output)
             if macs is None:
                 uncounted.append(name)
                 macs = 0
-            n_params = sum(p.numel() for p in module.parameters(recurse=False))
+            n_params = sum(p.numel() for p in params)
             layers.append(LayerCost(name, type(module).__name__, macs, moved, n_params))
 
         return hook
 
-    handles = [
-        m.register_forward_hook(make_hook(n))
-        for n, m in model.named_modules()
-        if next(m.children(), None) is None  # leaf modules only
-    ]
+    handles, inside = [], set()
+    for name, m in model.named_modules():
+        if id(m) in inside or not _is_unit(m):
+            continue
+        inside.update(id(sub) for sub in m.modules() if sub is not m)
+        handles.append(m.register_forward_hook(make_hook(name), with_kwargs=True))
     try:
         with torch.no_grad():
             model(*inputs)

@@ -64,3 +64,22 @@ def assert_matches_reference(ours: Callable[..., torch.Tensor],
         g_ref = torch.zeros_like(ref_in[i]) if g_ref is None else g_ref
         torch.testing.assert_close(g_mine, g_ref, rtol=rtol, atol=atol,
                                    msg=lambda m, i=i: f"gradient of input {i}: {m}")
+
+
+def assert_raises_and_changes_nothing(transform: Callable[[torch.nn.Module], Any],
+                                      model: torch.nn.Module, error: type[Exception],
+                                      match: str | None = None) -> None:
+    """Assert ``transform(model)`` raises ``error`` and leaves ``model`` as it was: the same
+    module at every name and a bit-identical ``state_dict`` (the contract of every in-place
+    ``..._`` transform: validate everything first, change nothing when raising)."""
+    import pytest
+
+    types = {name: type(m) for name, m in model.named_modules()}
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    with pytest.raises(error, match=match):
+        transform(model)
+    assert {name: type(m) for name, m in model.named_modules()} == types
+    after = model.state_dict()
+    assert after.keys() == state.keys()
+    for key, value in state.items():
+        assert torch.equal(after[key], value), f"{key} changed"

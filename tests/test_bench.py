@@ -115,3 +115,23 @@ def test_ratio_table():
     assert "| size | bytes | 100 | 25 | 4.000 |" in text
     with pytest.raises(ValueError, match="metric"):
         ratio_table([("latency", 1.0)])
+
+
+def test_markdown_table_escapes_what_would_break_a_cell():
+    """Notebook 03's row "own int8 Linear, max error / max |y|" was cut at the first "|";
+    a newline ended the row. Rendered by mistune (nbconvert's Markdown parser, HTML on as in
+    Jupyter), every row keeps its cells and every cell its text."""
+    import re
+
+    import mistune
+
+    rows = [["own int8 Linear, max error / max |y|", "0.5%"], ["two\nlines", "a|b|c"],
+            ["windows\r\nline", 3]]
+    table = markdown_table(["measure | unit", "value"], rows)
+    assert len(table.splitlines()) == 2 + len(rows)
+    assert r"max error / max \|y\|" in table and "two<br>lines" in table
+    html = mistune.create_markdown(escape=False, plugins=["table"])(table)
+    cells = [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row) for row in html.split("<tr>")[1:]]
+    assert cells == [["measure | unit", "value"],
+                     ["own int8 Linear, max error / max |y|", "0.5%"],
+                     ["two<br>lines", "a|b|c"], ["windows<br>line", "3"]]

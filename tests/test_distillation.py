@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -52,6 +53,49 @@ def test_soft_target_kl_matches_kl_div_with_log_target(temperature):
                               log_target=True, reduction="batchmean"), zs, zt)
     assert soft_target_kl(zt, zt, temperature).abs() < 1e-12  # KL(p || p) = 0
     assert soft_target_kl(zs, zt, temperature) > 0
+
+
+@pytest.mark.parametrize("temperature", [1e2, 1e3, 1e4])
+def test_soft_target_kl_in_float32_matches_a_float64_reference_at_high_temperature(temperature):
+    """In float32 the KL is a small difference of large sums: at T = 1e4 it came out
+    negative (-6.1 after the T^2 factor), 1.2% off at T = 1e3."""
+    g = torch.Generator().manual_seed(0)
+    zt = torch.randn(64, 10, generator=g) * 5
+    zs = zt + torch.randn(64, 10, generator=g) * 0.5
+    kl = soft_target_kl(zs, zt, temperature)
+    assert kl.dtype == torch.float32 and kl >= 0
+    reference = F.kl_div(F.log_softmax(zs.double() / temperature, 1),
+                         F.log_softmax(zt.double() / temperature, 1), log_target=True,
+                         reduction="batchmean")
+    torch.testing.assert_close(kl.double() * temperature**2, reference * temperature**2,
+                               rtol=1e-4, atol=0)
+
+
+@pytest.mark.parametrize("temperature", [1e4, 1e6, 1e8])
+def test_soft_target_kl_times_t_squared_reaches_its_large_temperature_limit(temperature):
+    """As T -> inf, T^2 KL -> 1/(2N) sum_i (d_i - mean d)^2 with d = z_t - z_s (per example,
+    then the batch mean): finite, positive, and what the T^2 factor is there for."""
+    g = torch.Generator().manual_seed(0)
+    zt, zs = torch.randn(16, 10, generator=g) * 5, torch.randn(16, 10, generator=g) * 5
+    d = (zt - zs).double()
+    limit = ((d - d.mean(1, keepdim=True)) ** 2).mean(1).mean() / 2
+    scaled = soft_target_kl(zs, zt, temperature).double() * temperature**2
+    torch.testing.assert_close(scaled, limit, rtol=2e-3, atol=0)
+    assert soft_target_kl(zt, zt, temperature) == 0
+
+
+def test_numpy_scalars_work_like_python_numbers():
+    """A temperature from a numpy sweep (np.int64(4)) works wherever 4 does."""
+    zs, zt = torch.randn(6, 10), torch.randn(6, 10)
+    y = torch.randint(0, 10, (6,))
+    assert_matches_reference(lambda t: softmax_with_temperature(t, np.int64(4)),
+                             lambda t: F.softmax(t / 4, dim=-1), zs)
+    loss = distillation_loss(zs, zt, y, temperature=np.int64(4), alpha=np.float32(0.25))
+    assert isinstance(loss, torch.Tensor) and loss.dtype == torch.float32
+    torch.testing.assert_close(loss, distillation_loss(zs, zt, y, temperature=4.0, alpha=0.25))
+    config = DistillConfig(temperature=np.int64(4), alpha=np.float32(0.5))
+    assert (config.temperature, config.alpha) == (4.0, 0.5)
+    assert type(config.temperature) is float and type(config.alpha) is float
 
 
 def test_soft_target_kl_hand_computed():

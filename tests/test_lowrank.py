@@ -188,6 +188,29 @@ def test_choose_ranks_and_factorize_whole_model():
     torch.testing.assert_close(exact(x), reference(x), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_factorize_a_transformer_encoder_layer_model_runs(batch_first):
+    """choose_ranks picked attention's out_proj, which attention uses by weight: the factorised
+    model crashed ("'LowRankLinear' object has no attribute 'weight'"). The layers a module
+    reads by weight (out_proj; linear1/linear2 of a batch_first layer, for its eval fast
+    path) are left out, and naming one is refused before anything changes."""
+    model = nn.Sequential(nn.Linear(8, 16), nn.TransformerEncoderLayer(
+        16, 2, 32, dropout=0.0, batch_first=batch_first), nn.Linear(16, 4)).eval()
+    x = torch.randn(3, 6, 8)
+    ranks = choose_ranks(model, 0.6)
+    assert "1.self_attn.out_proj" not in ranks
+    assert ("1.linear1" in ranks) != batch_first
+    low = factorize_(copy.deepcopy(model), ranks)
+    for mode in (True, False):
+        with torch.no_grad():
+            assert low.train(mode)(x).shape == (3, 6, 4)
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError, match="out_proj"):
+        factorize_(model, {"0": 2, "1.self_attn.out_proj": 4})
+    assert isinstance(model[0], nn.Linear)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
 def test_factorize_and_fine_tune_recovers_accuracy():
     splits = digits_loaders(batch_size=64, seed=0, flatten=True)
     model = MLP(hidden_sizes=(128, 128))

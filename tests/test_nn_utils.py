@@ -8,7 +8,14 @@ import torch
 from torch import nn
 
 from accel_lib.models import MLP, SmallCNN
-from accel_lib.nn_utils import eval_mode, layers_of_type, model_device, replace_modules_
+from accel_lib.nn_utils import (
+    eval_mode,
+    layers_of_type,
+    model_device,
+    reads_child_weights,
+    replace_modules_,
+    swappable_layers,
+)
 from tests.reference import assert_matches_reference
 
 
@@ -42,6 +49,23 @@ def test_replace_modules_swaps_depth_first_and_counts():
     assert n == 2
     assert isinstance(model[0], nn.Identity) and isinstance(model[1][1], nn.Identity)
     assert isinstance(model[1][0], nn.ReLU)
+
+
+def test_modules_that_read_their_childrens_weights_are_not_entered():
+    """nn.MultiheadAttention computes with out_proj.weight; a batch_first encoder layer's
+    eval-mode fast path with every child's weight: swapping those children breaks them."""
+    attention = nn.MultiheadAttention(8, 2)
+    encoders = [nn.TransformerEncoderLayer(8, 2, 16, batch_first=b) for b in (False, True)]
+    assert reads_child_weights(attention) and reads_child_weights(encoders[1])
+    assert not reads_child_weights(encoders[0]) and not reads_child_weights(MLP())
+    model = nn.Sequential(nn.Linear(8, 8), attention, *encoders)
+    assert set(swappable_layers(model, nn.Linear)) == {"0", "2.linear1", "2.linear2"}
+    assert set(layers_of_type(model, nn.Linear)) == {"0", "1.out_proj", "2.self_attn.out_proj",
+                                                     "2.linear1", "2.linear2",
+                                                     "3.self_attn.out_proj", "3.linear1",
+                                                     "3.linear2"}
+    n = replace_modules_(model, lambda m: nn.Identity() if isinstance(m, nn.Linear) else None)
+    assert n == 3 and isinstance(attention.out_proj, nn.Linear)
 
 
 @pytest.mark.parametrize("call", [

@@ -1,6 +1,7 @@
 import pytest
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from accel_lib.models import MLP, SmallCNN, vision_model
@@ -100,6 +101,66 @@ def test_count_flops_mlp_by_hand_and_bytes():
     assert cost.intensity == pytest.approx(cost.flops / cost.bytes)
 
 
+class _Attend(nn.Module):
+    """Linear -> multi-head attention (query, key and value as given) -> Linear."""
+
+    def __init__(self, attention: nn.MultiheadAttention, cross: bool = False) -> None:
+        super().__init__()
+        self.embed, self.attn, self.head, self.cross = nn.Linear(8, 16), attention, \
+            nn.Linear(16, 4), cross
+        self.memory = nn.Linear(8, attention.kdim) if cross else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x)
+        if self.cross:  # keys and values from a shorter memory of another width
+            m = self.memory(x[:, :3] if self.attn.batch_first else x[:3])
+            return self.head(self.attn(h, m, m)[0])
+        return self.head(self.attn(h, h, h)[0])
+
+
+@pytest.mark.parametrize("attention, cross", [
+    (nn.MultiheadAttention(16, 2), False),
+    (nn.MultiheadAttention(16, 4, batch_first=True), False),
+    (nn.MultiheadAttention(16, 2, add_bias_kv=True, add_zero_attn=True), False),
+    (nn.MultiheadAttention(16, 2, kdim=12, vdim=12, batch_first=True), True),
+])
+def test_count_flops_counts_multihead_attention_like_torch(attention, cross):
+    """The projections, Q K^T, the weights times V and the output projection: FlopCounterMode's
+    count (train mode: eval mode's fused fast path is invisible to FlopCounterMode). It was
+    only the Linear layers around it, and the attention was not listed as uncounted."""
+    model = _Attend(attention, cross).train()
+    x = torch.randn(5, 7, 8)
+    cost = count_flops(model, x)
+    assert cost.flops == reference_flops(model, x)
+    assert cost.uncounted == ()
+    assert cost.by_kind()["MultiheadAttention"] > 0
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_count_flops_counts_a_whole_transformer_encoder_layer(batch_first):
+    """A TransformerEncoderLayer was half counted (its feed-forward Linears only). It runs
+    attention through scaled_dot_product_attention, which FlopCounterMode sees on the math
+    backend; in eval mode too (count_flops's hooks turn the fused fast path off)."""
+    model = nn.Sequential(nn.Linear(8, 16), nn.TransformerEncoderLayer(
+        16, 2, 32, dropout=0.0, batch_first=batch_first), nn.Linear(16, 4))
+    x = torch.randn(3, 6, 8)
+    with sdpa_kernel(SDPBackend.MATH):
+        expected = reference_flops(model.train(), x)
+    assert count_flops(model.eval(), x).flops == count_flops(model.train(), x).flops == expected
+
+
+def test_count_flops_counts_pruned_layers():
+    """A masked (parametrized) Linear has a child module, the mask: it is still one layer."""
+    from accel_lib.pruning import prune_unstructured_
+
+    model, x = MLP(), torch.randn(4, 64)
+    dense = count_flops(model, x)
+    cost = count_flops(prune_unstructured_(model, 0.5), x)
+    assert cost.flops == dense.flops == reference_flops(model, x)
+    assert [(c.name, c.params, c.bytes) for c in cost.layers] == \
+        [(c.name, c.params, c.bytes) for c in dense.layers]
+
+
 def test_count_flops_lists_unknown_weighted_layers():
     model = nn.Sequential(nn.Linear(4, 4), nn.PReLU())  # PReLU has a weight, no rule here
     cost = count_flops(model, torch.randn(2, 4))
@@ -109,7 +170,7 @@ def test_count_flops_lists_unknown_weighted_layers():
 def test_count_flops_bad_input():
     with pytest.raises(ValueError, match="inputs"):
         count_flops(nn.Linear(2, 2))
-    with pytest.raises(ValueError, match="model"):
+    with pytest.raises(TypeError, match="model must be an nn.Module"):
         count_flops("not a model", torch.randn(1))
 
 

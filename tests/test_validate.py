@@ -3,12 +3,17 @@ ValueError, and every message names the parameter and what it accepts."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import math
+import pkgutil
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
+import accel_lib
 from accel_lib._validate import (
     check_choice,
     check_fraction,
@@ -95,3 +100,110 @@ def test_check_tensor_kinds_dims_and_emptiness():
     with pytest.raises(ValueError, match="x must not be empty"):
         check_tensor(torch.ones(0), "x")
     assert check_tensor(torch.ones(0), "x", allow_empty=True).numel() == 0
+
+
+def test_check_tensor_finite_counts_the_bad_values():
+    x = torch.tensor([1.0, math.nan, math.inf, -math.inf, 2.0])
+    with pytest.raises(ValueError, match="x must be finite, got 1 NaN and 2 infinite values of 5"):
+        check_tensor(x, "x", finite=True)
+    assert check_tensor(x, "x") is x  # only checked on request
+    codes = torch.tensor([1, 2], dtype=torch.int8)
+    assert check_tensor(codes, "q", finite=True) is codes  # integers are always finite
+
+
+# --------------------------------------------- a class instead of a model, everywhere
+
+def _model_calls() -> dict[str, object]:
+    """One call per public function with a model argument, the model given as ``m``."""
+    from accel_lib import distillation as D
+    from accel_lib import lowrank as L
+    from accel_lib import nn_utils as U
+    from accel_lib import pruning as P
+    from accel_lib import quantization as Q
+    from accel_lib import stats as S
+    from accel_lib import train as T
+
+    x, img, y = torch.randn(2, 64), torch.randn(2, 1, 8, 8), torch.tensor([0, 1])
+    opt = torch.optim.SGD(MLP().parameters(), lr=0.1)
+    return {
+        "stats.count_params": lambda m: S.count_params(m),
+        "stats.model_size_bytes": lambda m: S.model_size_bytes(m),
+        "stats.state_size_bytes": lambda m: S.state_size_bytes(m),
+        "stats.serialized_size_bytes": lambda m: S.serialized_size_bytes(m),
+        "stats.count_flops": lambda m: S.count_flops(m, x),
+        "nn_utils.eval_mode": lambda m: U.eval_mode(m).__enter__(),
+        "nn_utils.model_device": lambda m: U.model_device(m),
+        "nn_utils.layers_of_type": lambda m: U.layers_of_type(m, nn.Linear),
+        "nn_utils.swappable_layers": lambda m: U.swappable_layers(m, nn.Linear),
+        "nn_utils.replace_modules_": lambda m: U.replace_modules_(m, lambda _: None),
+        "nn_utils.reads_child_weights": lambda m: U.reads_child_weights(m),
+        "train.train": lambda m: T.train(m, []),
+        "train.evaluate": lambda m: T.evaluate(m, []),
+        "pruning.prunable_layers": lambda m: P.prunable_layers(m),
+        "pruning.select_layers": lambda m: P.select_layers(m, None),
+        "pruning.weight_param": lambda m: P.weight_param(m),
+        "pruning.mask_of": lambda m: P.mask_of(m),
+        "pruning.attach_mask": lambda m: P.attach_mask(m, torch.ones(1)),
+        "pruning.gradient_statistics": lambda m: P.gradient_statistics(m, []),
+        "pruning.importance_scores": lambda m: P.importance_scores(m),
+        "pruning.prune_unstructured_": lambda m: P.prune_unstructured_(m, 0.5),
+        "pruning.masks": lambda m: P.masks(m),
+        "pruning.make_permanent_": lambda m: P.make_permanent_(m),
+        "pruning.sparsity_report": lambda m: P.sparsity_report(m),
+        "pruning.trace_chain": lambda m: P.trace_chain(m, img),
+        "pruning.channel_groups": lambda m: P.channel_groups(m, img),
+        "pruning.prune_channels_": lambda m: P.prune_channels_(m, 0.5, img),
+        "pruning.prune_nm_": lambda m: P.prune_nm_(m),
+        "pruning.to_semi_structured_": lambda m: P.to_semi_structured_(m),
+        "pruning.iterative_prune_": lambda m: P.iterative_prune_(m, [], [0.5]),
+        "pruning.sensitivity_scan": lambda m: P.sensitivity_scan(m, lambda _: 0.0, [0.5]),
+        "quantization.QuantWrapper": lambda m: Q.QuantWrapper(m, Q.QuantConfig()),
+        "quantization.quant_wrappers": lambda m: Q.quant_wrappers(m),
+        "quantization.prepare_": lambda m: Q.prepare_(m),
+        "quantization.calibrate_": lambda m: Q.calibrate_(m, [x]),
+        "quantization.ptq_": lambda m: Q.ptq_(m, [x]),
+        "quantization.qat_": lambda m: Q.qat_(m, []),
+        "quantization.dynamic_quantize": lambda m: Q.dynamic_quantize(m),
+        "quantization.convert_to_int_": lambda m: Q.convert_to_int_(m),
+        "lowrank.choose_ranks": lambda m: L.choose_ranks(m, 0.5),
+        "lowrank.factorize_": lambda m: L.factorize_(m, {}),
+        "distillation.FeatureHint student": lambda m: D.FeatureHint(m, "net.1", MLP(), "net.1", x),
+        "distillation.FeatureHint teacher": lambda m: D.FeatureHint(MLP(), "net.1", m, "net.1", x),
+        "distillation.distill_step student": lambda m: D.distill_step(m, MLP(), x, y, opt),
+        "distillation.distill_step teacher": lambda m: D.distill_step(MLP(), m, x, y, opt),
+        "distillation.distill student": lambda m: D.distill(m, MLP(), []),
+        "distillation.distill teacher": lambda m: D.distill(MLP(), m, []),
+    }
+
+
+def _public_functions_taking_a_model() -> set[str]:
+    """Every public callable of accel_lib with a parameter annotated as a module."""
+    found = set()
+    for info in pkgutil.walk_packages(accel_lib.__path__, "accel_lib."):
+        module = importlib.import_module(info.name)
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            if not callable(obj) or obj.__module__ != module.__name__:
+                continue
+            try:
+                params = inspect.signature(obj).parameters.values()
+            except (TypeError, ValueError):
+                continue
+            if any("Module" in str(p.annotation) and "Callable" not in str(p.annotation)
+                   and p.name not in ("adapter",) for p in params):
+                package = module.__name__.split(".")[1]
+                found.add(f"{package}.{name}")
+    return found
+
+
+def test_every_public_function_taking_a_model_is_in_the_list_below():
+    listed = {key.split(" ")[0] for key in _model_calls()}
+    assert _public_functions_taking_a_model() - listed == set()
+
+
+@pytest.mark.parametrize("name", sorted(_model_calls()))
+def test_a_class_for_a_model_is_one_type_error_everywhere(name):
+    """MLP for MLP(): one type, one message, whatever the function."""
+    with pytest.raises(TypeError, match=r"must be an nn.Module instance, got the class MLP: "
+                                        r"pass an instance, e.g. MLP\(\)"):
+        _model_calls()[name](MLP)

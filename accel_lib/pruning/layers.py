@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from torch import nn
 from torch.nn.utils import parametrize
 
+from .._validate import check_module
 from ..nn_utils import layers_of_type
 
 __all__ = ["PRUNABLE_TYPES", "prunable_layers", "select_layers", "weight_param"]
@@ -47,6 +48,7 @@ def select_layers(model: nn.Module, layers: Iterable[str] | None) -> dict[str, n
 
 def weight_param(module: nn.Module) -> nn.Parameter:
     """The trainable tensor behind ``module.weight`` (the original under a parametrization)."""
+    check_module(module, "module")
     if parametrize.is_parametrized(module, "weight"):
         return module.parametrizations.weight.original
     return module.weight

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .._validate import check_int, check_tensor
+from .._validate import check_int, check_module, check_tensor
 from .layers import prunable_layers, select_layers
 from .unstructured import attach_mask, mask_of
 
@@ -46,7 +46,8 @@ def prune_nm_(model: nn.Module, n: int = 2, m: int = 4, *,
               layers: Iterable[str] | None = None) -> nn.Module:
     """Mask every Linear layer (or ``layers``) to N:M sparsity along its input dimension. In place.
 
-    Linear layers whose ``in_features`` is not divisible by ``m`` raise ValueError.
+    Linear layers whose ``in_features`` is not divisible by ``m`` raise ValueError. Every
+    mask is computed before the first is attached: the model is unchanged when it raises.
     """
     if layers is None:
         chosen = {k: v for k, v in prunable_layers(model).items() if isinstance(v, nn.Linear)}
@@ -54,11 +55,14 @@ def prune_nm_(model: nn.Module, n: int = 2, m: int = 4, *,
             raise ValueError("model must contain an nn.Linear layer for N:M pruning, got none")
     else:
         chosen = select_layers(model, layers)
+    new = {}
     for name, module in chosen.items():
         if not isinstance(module, nn.Linear):
             raise ValueError(f"layers must be nn.Linear for N:M sparsity, got {name!r}: "
                              f"{type(module).__name__}")
-        attach_mask(module, nm_mask(module.weight, n, m))
+        new[name] = nm_mask(module.weight, n, m)
+    for name, module in chosen.items():
+        attach_mask(module, new[name])
     return model
 
 
@@ -79,6 +83,7 @@ def to_semi_structured_(model: nn.Module) -> nn.Module:
     """
     from torch.sparse import to_sparse_semi_structured
 
+    check_module(model)
     for module in model.modules():
         if not isinstance(module, nn.Linear) or mask_of(module) is None:
             continue

@@ -285,7 +285,13 @@ def prune_channels_(
     Returns:
         ``model``, now dense and smaller. Outputs are unchanged where removed channels were
         exactly zero after their BatchNorm.
+
+    Raises:
+        ValueError: masks still attached, a non-chain model, a layer the surgery cannot cut
+            (a grouped conv), bad sparsities or scores. Every smaller layer is built before
+            the first swap: the model is unchanged when it raises.
     """
+    check_module(model)
     if any(mask_of(m) is not None for m in model.modules()):
         raise ValueError("model has unstructured masks; call make_permanent_(model) first")
     groups = channel_groups(model, example_input)
@@ -304,6 +310,7 @@ def prune_channels_(
     modules = dict(model.named_modules())
     keep_out: dict[str, torch.Tensor] = {}
     keep_in: dict[str, tuple[torch.Tensor, int]] = {}
+    new: dict[str, nn.Module] = {}  # every smaller layer is built before the first swap
     for g in groups:
         if g.conv not in per_conv:
             continue
@@ -317,13 +324,14 @@ def prune_channels_(
         keep_out[g.conv] = keep
         keep_in[g.consumer] = (keep, g.spatial)
         for bn in g.batchnorms:
-            model.set_submodule(bn, prune_batchnorm2d(modules[bn], keep))
+            new[bn] = prune_batchnorm2d(modules[bn], keep)
     for name in set(keep_out) | set(keep_in):
         module = modules[name]
         if isinstance(module, nn.Linear):
             keep, spatial = keep_in[name]
-            model.set_submodule(name, prune_linear_inputs(module, keep, spatial))
+            new[name] = prune_linear_inputs(module, keep, spatial)
         else:
-            model.set_submodule(name, prune_conv2d(module, keep_out.get(name),
-                                                  keep_in.get(name, (None, 1))[0]))
+            new[name] = prune_conv2d(module, keep_out.get(name), keep_in.get(name, (None, 1))[0])
+    for name, module in new.items():
+        model.set_submodule(name, module)
     return model

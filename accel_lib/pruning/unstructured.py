@@ -112,6 +112,7 @@ class WeightMask(nn.Module):
 
 def mask_of(module: nn.Module) -> WeightMask | None:
     """The :class:`WeightMask` on ``module.weight``, or ``None`` when it has none."""
+    check_module(module, "module")
     if parametrize.is_parametrized(module, "weight"):
         for p in module.parametrizations.weight:
             if isinstance(p, WeightMask):
@@ -122,6 +123,7 @@ def mask_of(module: nn.Module) -> WeightMask | None:
 def attach_mask(module: nn.Module, mask: torch.Tensor) -> None:
     """Attach ``mask`` to ``module.weight``, or tighten the mask already there (``old & new``):
     once pruned, a weight stays pruned."""
+    check_module(module, "module")
     mask = mask.to(device=weight_param(module).device, dtype=torch.bool)
     existing = mask_of(module)
     if existing is None:
@@ -137,10 +139,16 @@ def prune_unstructured_(
     """Mask the lowest-scoring weights of each layer (``scope="layer"``: every layer at
     ``sparsity``) or of all layers pooled (``scope="global"``: one threshold). In place.
 
+    ``sparsity`` is an absolute target, not an increment: pruning at 0.5 and then again at
+    0.5 leaves the model at 0.5 (the scores see the masked weights, so with magnitude scores
+    the new mask removes the weights already removed). ``torch.nn.utils.prune`` compounds: its
+    ``PruningContainer`` applies the second amount to the weights the first left, so
+    ``l1_unstructured`` at 0.5 twice gives 0.75.
+
     Args:
         model: its Linear / Conv weights get a ``weight = original * mask`` parametrization;
             an existing mask is tightened (pruned weights stay pruned).
-        sparsity: fraction of weights removed, in [0, 1).
+        sparsity: fraction of weights removed, in [0, 1) (of all of them, masked or not).
         scope: ``"layer"`` or ``"global"``.
         scores: ``{layer name: importance}`` (default ``|w|``, see :func:`importance_scores`).
         layers: names of the layers to prune (default: all Linear / Conv layers).

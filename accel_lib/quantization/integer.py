@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..nn_utils import replace_modules_
-from .models import QuantWrapper, quant_wrappers
+from .models import quant_wrappers
 from .ops import QParams, dequantize, qparams_from_tensor, quantize
 
 __all__ = [
@@ -104,11 +104,40 @@ def linear_error_bound(x: torch.Tensor, weight: torch.Tensor, act_scale: float,
             + k * act_scale * s_w / 4 + act_scale * s_w / 2)
 
 
+_INT32_MAX = 2**31 - 1
+_BIAS_LIMIT = 2**30  # |int32 bias| <= 2^30: the other half of the int32 range is the GEMM's
+
+
+def _bias_safe_weight_qparams(weight: torch.Tensor, bias: torch.Tensor | None,
+                              act_qparams: QParams) -> QParams:
+    """Symmetric per-channel int8 weight qparams, each scale raised where needed so that
+    the int32 bias ``round(b_j / (s_x s_wj))`` stays within ``2^30``.
+
+    Only channels whose bias would not fit change: when calibration saw only zeros (dead
+    ReLUs) ``s_x`` is float eps, and ``b_j / (s_x s_wj)`` overflows int32. A coarser ``s_wj``
+    costs nothing there (every input code is the zero point, so the weights multiply zeros)
+    and keeps the bias exact; for an all-zero (pruned) weight row it costs nothing at all.
+    """
+    w_qp = qparams_from_tensor(weight, 8, symmetric=True, axis=0)
+    if bias is None:
+        return w_qp
+    b = bias.detach().double().to(w_qp.scale.device)
+    if not bool(torch.isfinite(b).all()):
+        raise ValueError("bias must be finite for the integer path, got NaN or infinity")
+    needed = b.abs() / (act_qparams.scale.double().to(b.device) * _BIAS_LIMIT)  # (C,)
+    scale = torch.maximum(w_qp.scale.double(), needed).float()
+    if not bool(torch.isfinite(scale).all()):
+        raise ValueError("bias is too large for an int32 accumulator at this activation scale")
+    return QParams(scale, w_qp.zero_point, w_qp.qmin, w_qp.qmax, w_qp.axis)
+
+
 class IntLinear(nn.Module):
     """A Linear layer computed in integers: quantize x (int8), int8 GEMM into int32, add an
     int32 bias, then requantize (to int8 codes with ``out_qparams``, or straight to float).
 
-    Build it with :meth:`from_float`. Input and output are float tensors.
+    Build it with :meth:`from_float`. Input and output are float tensors. The int32 bias
+    never wraps: a weight scale is raised where ``round(b_j / (s_x s_wj))`` would exceed
+    ``2^30`` (a collapsed activation scale after all-zero calibration data).
 
     Shapes: input (..., in_features) -> output (..., out_features).
     """
@@ -121,7 +150,7 @@ class IntLinear(nn.Module):
         if out_qparams is not None and (out_qparams.axis is not None
                                         or (out_qparams.qmin, out_qparams.qmax) != (-128, 127)):
             raise ValueError("out_qparams must be per-tensor signed 8-bit")
-        w_qp = qparams_from_tensor(weight, 8, symmetric=True, axis=0)
+        w_qp = _bias_safe_weight_qparams(weight, bias, act_qparams)
         self.act_qparams, self.out_qparams = act_qparams, out_qparams
         self.register_buffer("weight_q", quantize(weight.detach(), w_qp))  # (C, K) int8
         self.register_buffer("weight_scale", w_qp.scale)  # (C,) float32
@@ -129,7 +158,8 @@ class IntLinear(nn.Module):
         acc_scale = act_qparams.scale * w_qp.scale  # (C,): the scale of one accumulator unit
         self.register_buffer("acc_scale", acc_scale)
         b = bias.detach().float() if bias is not None else torch.zeros_like(acc_scale)
-        self.register_buffer("bias_q", torch.round(b / acc_scale).to(torch.int32))
+        bias_q = torch.round(b / acc_scale).clamp(-_INT32_MAX, _INT32_MAX)  # saturate, never wrap
+        self.register_buffer("bias_q", bias_q.to(torch.int32))
         if out_qparams is not None:
             m0, shift = quantize_multiplier(acc_scale.double() / out_qparams.scale.double())
             self.register_buffer("m0", m0)
@@ -207,7 +237,9 @@ def convert_to_int_(model: nn.Module) -> nn.Module:
 
     Raises:
         ValueError: no wrappers, uncalibrated ones, bit widths other than 8, or a wrapped
-            layer with no integer kernel here (Conv1d, grouped conv).
+            layer with no integer kernel here (Conv1d, grouped or reflect-padded conv).
+            Every integer layer is built before the first swap: the model is unchanged
+            when it raises.
     """
     wrappers = quant_wrappers(model)
     if not wrappers:
@@ -222,11 +254,9 @@ def convert_to_int_(model: nn.Module) -> nn.Module:
             raise ValueError(f"no integer kernel for {type(w.module).__name__} (supported: "
                              "Linear, Conv2d)")
 
-    def to_int(m: nn.Module) -> nn.Module | None:
-        if not isinstance(m, QuantWrapper):
-            return None
-        cls = IntLinear if isinstance(m.module, nn.Linear) else IntConv2d
-        return cls.from_float(m.module, m.act_qparams)
-
-    replace_modules_(model, to_int)
+    new = {}
+    for w in wrappers:  # build every integer layer first: one that cannot be built changes nothing
+        cls = IntLinear if isinstance(w.module, nn.Linear) else IntConv2d
+        new[id(w)] = cls.from_float(w.module, w.act_qparams)
+    replace_modules_(model, lambda m: new.get(id(m)))
     return model

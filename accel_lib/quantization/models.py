@@ -21,11 +21,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._validate import check_choice, check_module
+from .._validate import check_choice, check_int, check_module
 from ..nn_utils import eval_mode, layers_of_type, model_device, replace_modules_
 from ..train import TrainConfig, train
 from .observers import OBSERVERS, Observer, check_percentile, make_observer
-from .ops import QParams, check_bits, fake_quantize, in_range_mask, qparams_from_tensor
+from .ops import QParams, _codes_f32, _in_range, _round_trip, check_bits, qparams_from_tensor
 
 __all__ = [
     "FakeQuantizeSTE",
@@ -49,8 +49,9 @@ class FakeQuantizeSTE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, qp: QParams) -> torch.Tensor:  # noqa: D102
-        ctx.save_for_backward(in_range_mask(x, qp))
-        return fake_quantize(x, qp).to(x.dtype)
+        codes = _codes_f32(x, qp)  # one rounding pass (and one finite check) for both
+        ctx.save_for_backward(_in_range(codes, qp))
+        return _round_trip(codes, qp).to(x.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
@@ -107,6 +108,7 @@ class QuantWrapper(nn.Module):
 
     def __init__(self, module: nn.Module, config: QuantConfig) -> None:
         super().__init__()
+        check_module(module, "module")
         if not isinstance(module, SUPPORTED_MODULES):
             names = ", ".join(c.__name__ for c in SUPPORTED_MODULES)
             raise TypeError(f"module must be one of {names}, got {type(module).__name__}")
@@ -156,11 +158,18 @@ def quant_wrappers(model: nn.Module) -> list[QuantWrapper]:
 def prepare_(model: nn.Module, config: QuantConfig | None = None) -> nn.Module:
     """Wrap every Linear/Conv1d/Conv2d of ``model`` in a :class:`QuantWrapper`, in place.
 
+    Layers inside a module that computes with their weights without calling them stay
+    float (:func:`accel_lib.nn_utils.reads_child_weights`: attention's ``out_proj``, and a
+    ``batch_first`` TransformerEncoderLayer's Linears, read by its eval-mode fast path).
+
     Raises:
+        TypeError: ``config`` is not a :class:`QuantConfig`.
         ValueError: the model is already prepared, or has no layer this module can quantize.
     """
     check_module(model)
-    config = config or QuantConfig()
+    config = QuantConfig() if config is None else config
+    if not isinstance(config, QuantConfig):
+        raise TypeError(f"config must be a QuantConfig, got {type(config).__name__}")
     if quant_wrappers(model):
         raise ValueError("model is already prepared for quantization (it holds QuantWrappers)")
 
@@ -185,12 +194,17 @@ def calibrate_(model: nn.Module, batches: Iterable, *, max_batches: int | None =
     then freeze every activation range. In place; returns the model.
 
     Raises:
-        ValueError: the model is not prepared, or ``batches`` yields nothing.
+        ValueError: the model is not prepared, or ``batches`` yields nothing. When anything
+            raises (a batch the model refuses, say), every observer and activation range is
+            put back as it was.
     """
     wrappers = quant_wrappers(model)
     if not wrappers:
         raise ValueError("model is not prepared: call prepare_(model, config) first")
+    if max_batches is not None:
+        check_int(max_batches, "max_batches")
     device = model_device(model)
+    saved = [(copy.deepcopy(w.observer), w.act_qparams) for w in wrappers]
     seen = 0
     try:
         for w in wrappers:
@@ -201,20 +215,32 @@ def calibrate_(model: nn.Module, batches: Iterable, *, max_batches: int | None =
                     break
                 model(_inputs(batch).to(device))
                 seen += 1
+        if seen == 0:
+            raise ValueError("calibration data is empty: batches must yield at least one batch")
+        for w in wrappers:
+            w.freeze()
+    except BaseException:
+        for w, (observer, act_qparams) in zip(wrappers, saved, strict=True):
+            w.observer, w.act_qparams = observer, act_qparams
+        raise
     finally:
         for w in wrappers:
             w.calibrating = False
-    if seen == 0:
-        raise ValueError("calibration data is empty: batches must yield at least one batch")
-    for w in wrappers:
-        w.freeze()
     return model
 
 
 def ptq_(model: nn.Module, batches: Iterable, config: QuantConfig | None = None, *,
          max_batches: int | None = None) -> nn.Module:
-    """Post-training quantization in place: :func:`prepare_` then :func:`calibrate_`."""
-    return calibrate_(prepare_(model, config), batches, max_batches=max_batches)
+    """Post-training quantization in place: :func:`prepare_` then :func:`calibrate_`.
+
+    When calibration raises, the wrappers are taken out again: the model is unchanged.
+    """
+    prepare_(model, config)
+    try:
+        return calibrate_(model, batches, max_batches=max_batches)
+    except BaseException:
+        replace_modules_(model, lambda m: m.module if isinstance(m, QuantWrapper) else None)
+        raise
 
 
 def qat_(model: nn.Module, train_loader: Iterable, config: QuantConfig | None = None,

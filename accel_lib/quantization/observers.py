@@ -14,6 +14,7 @@ clips a few outliers to make the step smaller for everything else.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .._validate import check_choice, check_int, check_real
@@ -124,32 +125,62 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
         self.max_val = self.max_val + c * (hi - self.max_val)
 
 
-class _SampleObserver(Observer):
-    """Keeps (a strided subsample of) the observed values for range searches."""
+_KEY_STREAM = 0x5EED  # salts the sampling keys' stream: no data generator shares it
 
-    def __init__(self, axis: int | None = None, max_samples: int = 2**20) -> None:
+
+class _SampleObserver(Observer):
+    """Keeps the observed values for range searches: all of them while they fit in
+    ``max_samples``, then a uniform random sample of that size.
+
+    Reservoir sampling with random keys (Efraimidis & Spirakis, equal weights): every
+    column of values (one value per channel, kept together) draws a key ``u ~ U(0, 1)``
+    and the ``k = max_samples // C`` columns with the smallest keys stay. Every value seen
+    so far is then kept with the same probability ``k / n``, whatever the batch sizes and
+    order, and the sample never exceeds the budget. The keys come from the observer's own
+    generator (numpy's PCG64 on a salted child stream of ``SeedSequence(seed)``): repeatable,
+    and unrelated to data drawn with the same seed from torch's or numpy's default generator
+    (keys from ``torch.manual_seed(0)`` would mirror ``torch.randn`` data made after
+    ``set_seed(0)``, and sample the wide values of such a batch half as often as the rest).
+
+    Shapes: per channel, the sample is (C, k) with ``C k <= max_samples``.
+    """
+
+    def __init__(self, axis: int | None = None, max_samples: int = 2**20, seed: int = 0) -> None:
         super().__init__(axis)
         self.max_samples = check_int(max_samples, "max_samples", minimum=2)
-        self._chunks: list[torch.Tensor] = []
+        self.seed = check_int(seed, "seed", minimum=0)
+        self._generator = np.random.default_rng(
+            np.random.SeedSequence(self.seed, spawn_key=(_KEY_STREAM,)))
+        self._chunks: list[torch.Tensor] = []  # (C, n_i) values, in arrival order
+        self._keys: list[torch.Tensor] = []  # (n_i,) one key per column, on the CPU
 
     def update(self, x: torch.Tensor) -> None:
-        rows = channel_rows(x, self.axis)
-        if self._chunks and self._chunks[0].shape[0] != rows.shape[0]:
-            raise ValueError(f"x has {rows.shape[0]} channels along axis {self.axis}, "
+        rows = channel_rows(x, self.axis)  # (C, n)
+        channels = rows.shape[0]
+        if self._chunks and self._chunks[0].shape[0] != channels:
+            raise ValueError(f"x has {channels} channels along axis {self.axis}, "
                              f"earlier batches had {self._chunks[0].shape[0]}")
+        capacity = self.max_samples // channels  # columns kept
+        if capacity == 0:
+            raise ValueError(f"max_samples must be at least the number of channels "
+                             f"({channels}) to keep one value of each, got {self.max_samples}")
         self._chunks.append(rows)
-        per_row = sum(c.shape[1] for c in self._chunks)
-        if per_row * rows.shape[0] > self.max_samples:  # thin out: keep every other value
+        self._keys.append(torch.from_numpy(self._generator.random(rows.shape[1])))
+        if sum(k.numel() for k in self._keys) > capacity:  # keep the smallest keys
+            keys = torch.cat(self._keys)
+            keep = torch.topk(keys, capacity, largest=False).indices.sort().values
             merged = torch.cat(self._chunks, dim=1)
-            self._chunks = [merged[:, ::2].contiguous()]
+            self._chunks = [merged[:, keep.to(merged.device)]]
+            self._keys = [keys[keep]]
         self.batches += 1
 
     @property
     def samples(self) -> torch.Tensor:
-        """Observed values, (C, N) per channel or (1, N) per tensor."""
+        """Observed values (or their sample), (C, N) per channel or (1, N) per tensor."""
         self._check_seen()
         if len(self._chunks) > 1:
             self._chunks = [torch.cat(self._chunks, dim=1)]
+            self._keys = [torch.cat(self._keys)]
         return self._chunks[0]
 
 
@@ -157,8 +188,8 @@ class PercentileObserver(_SampleObserver):
     """Range from the ``(100 - p)``-th to the ``p``-th percentile: clips the rarest outliers."""
 
     def __init__(self, percentile: float = 99.99, axis: int | None = None,
-                 max_samples: int = 2**20) -> None:
-        super().__init__(axis, max_samples)
+                 max_samples: int = 2**20, seed: int = 0) -> None:
+        super().__init__(axis, max_samples, seed)
         self.percentile = check_percentile(percentile)
 
     def range(self, bits: int = 8, *, symmetric: bool = False,
@@ -177,8 +208,9 @@ class MSEObserver(_SampleObserver):
     rounding costlier, so the search clips more.
     """
 
-    def __init__(self, grid: int = 100, axis: int | None = None, max_samples: int = 2**20) -> None:
-        super().__init__(axis, max_samples)
+    def __init__(self, grid: int = 100, axis: int | None = None, max_samples: int = 2**20,
+                 seed: int = 0) -> None:
+        super().__init__(axis, max_samples, seed)
         self.grid = check_int(grid, "grid")
 
     def range(self, bits: int = 8, *, symmetric: bool = False,

@@ -9,6 +9,10 @@ with scale ``s > 0`` and zero point ``z`` (an integer, so that ``x = 0`` is exac
 ``round`` is round-half-to-even and ``x / s`` is computed as ``x * (1 / s)`` in float32,
 exactly as PyTorch's ``fake_quantize_per_*_affine`` kernels do, so results are bit-exact
 with them. Per-channel quantization gives every slice along ``axis`` its own ``s`` and ``z``.
+
+Non-finite input has no code: every function here (and every observer) refuses NaN and
+infinities with a ValueError naming ``x``, where torch's fake-quantize would silently map NaN
+to the lowest code's value.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._validate import check_int, check_tensor
+from .._validate import check_int, check_real, check_tensor
 
 __all__ = [
     "MIN_BITS",
@@ -44,6 +48,7 @@ __all__ = [
 
 MIN_BITS, MAX_BITS = 2, 16
 _EPS = torch.finfo(torch.float32).eps  # the smallest scale, as torch.ao's observers use
+_MAX_EXPONENT = 127  # 2^127 is float32's largest power of two (2^128 is inf)
 
 
 def check_bits(bits: int, name: str = "bits") -> int:
@@ -163,9 +168,10 @@ def choose_qparams(
 def channel_rows(x: torch.Tensor, axis: int | None) -> torch.Tensor:
     """``x`` as rows of values, one row per channel along ``axis`` (one row for ``None``).
 
-    Detached float32. Shapes: ``x`` any non-empty shape -> (C, N) or (1, numel).
+    Detached float32; NaN or infinities are a ValueError.
+    Shapes: ``x`` any non-empty shape -> (C, N) or (1, numel).
     """
-    check_tensor(x, "x")
+    check_tensor(x, "x", finite=True)
     x = x.detach().to(torch.float32)
     if axis is None:
         return x.reshape(1, -1)
@@ -214,8 +220,8 @@ def _broadcast(x: torch.Tensor, qp: QParams) -> tuple[torch.Tensor, torch.Tensor
 
 
 def _codes_f32(x: torch.Tensor, qp: QParams) -> torch.Tensor:
-    """``round(x * (1/s)) + z`` in float32, before clamping."""
-    check_tensor(x, "x", allow_empty=True)
+    """``round(x * (1/s)) + z`` in float32, before clamping (NaN or infinities refused)."""
+    check_tensor(x, "x", allow_empty=True, finite=True)
     scale, zp = _broadcast(x, qp)
     return torch.round(x.to(torch.float32) * (1.0 / scale)) + zp
 
@@ -237,18 +243,26 @@ def dequantize(q: torch.Tensor, qp: QParams) -> torch.Tensor:
 def fake_quantize(x: torch.Tensor, qp: QParams) -> torch.Tensor:
     """``dequantize(quantize(x))``: what ``x`` becomes after a round trip through the codes.
 
-    Bit-exact with ``torch.fake_quantize_per_tensor_affine`` / ``..._per_channel_affine``.
+    Bit-exact with ``torch.fake_quantize_per_tensor_affine`` / ``..._per_channel_affine`` on
+    finite input; NaN or infinities raise ValueError (torch maps NaN to the lowest code).
     Shapes: as ``x`` (float32).
     """
-    scale, zp = _broadcast(x, qp)
-    codes = _codes_f32(x, qp).clamp(qp.qmin, qp.qmax)
-    return (codes - zp) * scale
+    return _round_trip(_codes_f32(x, qp), qp)
+
+
+def _round_trip(codes: torch.Tensor, qp: QParams) -> torch.Tensor:
+    """``(clamp(q, q_min, q_max) - z) * s`` for the unclamped codes of :func:`_codes_f32`."""
+    scale, zp = _broadcast(codes, qp)
+    return (codes.clamp(qp.qmin, qp.qmax) - zp) * scale
+
+
+def _in_range(codes: torch.Tensor, qp: QParams) -> torch.Tensor:
+    return (codes >= qp.qmin) & (codes <= qp.qmax)
 
 
 def in_range_mask(x: torch.Tensor, qp: QParams) -> torch.Tensor:
     """True where ``x`` is not clipped (its unclamped code lies in ``[q_min, q_max]``)."""
-    codes = _codes_f32(x, qp)
-    return (codes >= qp.qmin) & (codes <= qp.qmax)
+    return _in_range(_codes_f32(x, qp), qp)
 
 
 def quantization_mse(x: torch.Tensor, qp: QParams) -> float:
@@ -263,16 +277,26 @@ def pow2_quantize(x: torch.Tensor, bits: int = 4, *, max_val: float | None = Non
     ``e_max - L + 1 .. e_max`` (``e_max = round(log2 max|x|)``) plus one code for zero.
     Values whose rounded exponent falls below the smallest one become 0. Relative error is
     at most ``sqrt(2) - 1`` inside the range; a multiply by ``x_hat`` is a bit shift.
+    ``e_max`` is at most 127, so magnitudes above ``2^127.5`` saturate at ``2^127`` (float32's
+    largest power of two) instead of becoming infinite.
+
+    Args:
+        x: finite values (NaN or infinities raise ValueError).
+        bits: code width, 2 to 16.
+        max_val: the largest magnitude to represent (> 0); default ``max |x|``.
 
     Shapes: as ``x`` (float32).
     """
+    check_tensor(x, "x", finite=True)
     check_bits(bits)
+    if max_val is not None:
+        check_real(max_val, "max_val", low=0, low_open=True)
     x = x.to(torch.float32)
     top = float(x.abs().max()) if max_val is None else float(max_val)
-    if not top > 0:
+    if top == 0:  # all zeros: every value is the zero code
         return torch.zeros_like(x)
     levels = 2 ** (bits - 1) - 1
-    e_max = round(math.log2(top))
+    e_max = min(round(math.log2(top)), _MAX_EXPONENT)
     e_min = e_max - levels + 1
     exponent = torch.round(torch.log2(x.abs().clamp_min(torch.finfo(torch.float32).tiny)))
     out = torch.sign(x) * torch.exp2(exponent.clamp(e_min, e_max))
@@ -288,12 +312,17 @@ def kmeans_codebook(x: torch.Tensor, n_clusters: int, *, iters: int = 50
     weight sharing). In 1-d the centroids stay sorted, so assignment is a ``bucketize``
     against their midpoints (no N x K distance matrix). Empty clusters keep their centroid.
 
+    Args:
+        x: finite values (NaN or infinities raise ValueError, as scikit-learn's KMeans does).
+        n_clusters: the codebook size ``K``.
+        iters: at most this many Lloyd iterations (a positive int).
+
     Returns:
         ``(codebook, labels)``: codebook (K,) float32 sorted; labels int64 with ``x``'s shape.
     """
+    check_tensor(x, "x", finite=True)
     check_int(n_clusters, "n_clusters")
-    if x.numel() == 0:
-        raise ValueError("x must not be empty")
+    check_int(iters, "iters")
     values = x.detach().reshape(-1).to(torch.float32)
     centroids = torch.linspace(float(values.min()), float(values.max()), n_clusters,
                                device=values.device)
@@ -312,6 +341,7 @@ def kmeans_codebook(x: torch.Tensor, n_clusters: int, *, iters: int = 50
 
 def cluster_quantize(x: torch.Tensor, bits: int = 4, *, iters: int = 50) -> torch.Tensor:
     """Replace every value by its k-means centroid (``2^bits`` clusters). Shapes: as ``x``."""
+    check_tensor(x, "x", finite=True)
     check_bits(bits)
     codebook, labels = kmeans_codebook(x, 2**bits, iters=iters)
     return codebook[labels].to(x.dtype)

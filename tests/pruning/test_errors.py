@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from accel_lib.models import MLP
+from accel_lib.models import MLP, SmallCNN
 from accel_lib.pruning import (
     CubicSchedule,
     check_sparsity,
@@ -16,11 +16,14 @@ from accel_lib.pruning import (
     magnitude_scores,
     nm_mask,
     obd_scores,
+    prune_channels_,
     prune_linear_inputs,
+    prune_nm_,
     prune_unstructured_,
     taylor_scores,
     topk_mask,
 )
+from tests.reference import assert_raises_and_changes_nothing
 
 # ---------------------------------------------------------------- bad input
 
@@ -70,3 +73,33 @@ def test_bad_inputs_name_the_parameter():
         iterative_prune_(MLP(), [], [0.5, 0.2])
     with pytest.raises(ValueError, match="spatial"):
         prune_linear_inputs(nn.Linear(10, 2), torch.tensor([0]), spatial=3)
+
+
+# ------------------------------------------------------- failures change nothing
+
+
+def test_prune_channels_changes_nothing_when_a_later_layer_cannot_be_cut():
+    """It replaced the first BatchNorm, then refused the grouped conv that consumes it."""
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
+                          nn.Conv2d(4, 4, 3, groups=2), nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+    x = torch.randn(2, 1, 8, 8)
+    assert_raises_and_changes_nothing(lambda m: prune_channels_(m, 0.5, x), model, ValueError,
+                                      "groups=1")
+    cnn = SmallCNN(channels=(4, 8))
+    bad_scores = {"features.3": torch.ones(3)}  # the second conv's scores: wrong shape
+    assert_raises_and_changes_nothing(
+        lambda m: prune_channels_(m, 0.5, x, scores=bad_scores), cnn, ValueError, "scores")
+
+
+def test_prune_nm_changes_nothing_when_a_later_layer_does_not_divide():
+    """It masked the first Linear, then refused the second (6 inputs, not a multiple of 4)."""
+    model = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 2))
+    assert_raises_and_changes_nothing(prune_nm_, model, ValueError, "divisible by m=4")
+
+
+def test_prune_unstructured_changes_nothing_when_a_score_is_wrong():
+    model = MLP()
+    scores = importance_scores(model)
+    scores["net.5"] = scores["net.5"][:, :3]
+    assert_raises_and_changes_nothing(lambda m: prune_unstructured_(m, 0.5, scores=scores),
+                                      model, ValueError, "scores")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -29,6 +30,29 @@ def test_layer_mask_equals_torch_l1_unstructured(sparsity):
     ours = topk_mask(lin.weight.abs(), sparsity)
     torch_prune.l1_unstructured(lin, "weight", amount=sparsity)
     assert torch.equal(ours, lin.weight_mask.bool())
+
+
+def test_numpy_sparsity_works_like_torch_prune():
+    """np.float32(0.5) from a sweep, which torch.nn.utils.prune accepts, works here too."""
+    lin = nn.Linear(37, 23)
+    amount = np.float32(0.5)
+    ours = topk_mask(lin.weight.abs(), amount)
+    model = prune_unstructured_(nn.Sequential(copy.deepcopy(lin)), amount)
+    torch_prune.l1_unstructured(lin, "weight", amount=amount)
+    assert torch.equal(ours, lin.weight_mask.bool())
+    assert torch.equal(masks(model)["0"], ours)
+
+
+def test_pruning_twice_keeps_an_absolute_target_where_torch_compounds():
+    """Ours: sparsity is a target, 0.5 then 0.5 stays 0.5. torch's PruningContainer applies
+    the second amount to the weights the first left: 0.5 then 0.5 is 0.75."""
+    lin = nn.Linear(40, 30)
+    model = nn.Sequential(copy.deepcopy(lin))
+    for _ in range(2):
+        prune_unstructured_(model, 0.5)
+        torch_prune.l1_unstructured(lin, "weight", amount=0.5)
+    assert (~masks(model)["0"]).float().mean().item() == 0.5
+    assert (lin.weight_mask == 0).float().mean().item() == 0.75
 
 
 def test_model_masks_equal_torch_prune_layerwise_and_global():

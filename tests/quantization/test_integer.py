@@ -28,6 +28,7 @@ from accel_lib.quantization import (
     state_size_bytes,
 )
 from accel_lib.train import evaluate
+from tests.reference import assert_raises_and_changes_nothing
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -80,6 +81,45 @@ def test_int_linear_matches_fake_quant_and_stays_within_the_error_bound():
     assert ((y8 - exact).abs() <= bound + out.scale / 2 + 1e-4).all()
 
 
+def test_dead_relus_do_not_wrap_the_int32_bias():
+    """All-zero calibration input (dead ReLUs) collapses the activation scale to float eps,
+    and ``round(b / (s_x s_w))`` no longer fits in int32: it wrapped (0.5 came out as
+    -0.002). The integer model must give the float output within the error bound, like the
+    fake-quantized one."""
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    with torch.no_grad():
+        model[0].bias.fill_(-100.0)  # every ReLU dead: the second layer sees only zeros
+        model[2].bias.copy_(torch.tensor([0.5, -0.25, 2.0, 0.0]))
+    x = torch.randn(32, 8)
+    fake = ptq_(copy.deepcopy(model), [x])
+    real = convert_to_int_(copy.deepcopy(fake))
+    with torch.no_grad():
+        hidden, exact, simulated, y = model[:2](x), model(x), fake(x), real(x)
+    assert (hidden == 0).all()
+    layer = real[2]
+    bound = linear_error_bound(hidden, model[2].weight, layer.act_qparams.scale.item(),
+                               layer.weight_scale).float()
+    assert ((y - exact).abs() <= bound + 1e-5 * exact.abs()).all()
+    torch.testing.assert_close(y, simulated)
+
+
+def test_int_linear_bias_never_wraps():
+    """However small the scales, the int32 bias fits (here by coarser weight scales for the
+    channels whose bias needs it); a non-finite bias is refused."""
+    lin = nn.Linear(4, 3)
+    with torch.no_grad():
+        lin.weight[1].zero_()  # a pruned neuron: its weight scale is float eps too
+        lin.bias.copy_(torch.tensor([1e3, 10.0, -0.5]))
+    act = qparams_from_tensor(torch.zeros(2, 4), 8, signed=True)  # scale = float eps
+    int_lin = IntLinear.from_float(lin, act)
+    assert int_lin.bias_q.abs().max() <= 2**30
+    torch.testing.assert_close(int_lin(torch.zeros(5, 4)), lin.bias.detach().expand(5, 3))
+    with torch.no_grad():
+        lin.bias[0] = float("inf")
+    with pytest.raises(ValueError, match="bias must be finite"):
+        IntLinear.from_float(lin, act)
+
+
 def test_int_conv2d_matches_float_conv():
     conv = nn.Conv2d(3, 5, 3, padding=1, stride=2)
     x = torch.randn(2, 3, 9, 9)
@@ -111,6 +151,16 @@ def test_convert_to_int_keeps_ptq_accuracy_and_shrinks_weights(trained_mlp, digi
     q_cnn = convert_to_int_(ptq_(copy.deepcopy(cnn), digits.train, max_batches=2))
     x = next(iter(digits.test))[0]
     assert q_cnn(x).shape == (x.shape[0], 10)
+
+
+@pytest.mark.parametrize("conv", [nn.Conv2d(4, 4, 3, groups=2),
+                                  nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect")])
+def test_convert_to_int_changes_nothing_when_a_layer_has_no_integer_kernel(conv):
+    """It converted the layers before a grouped (or reflect-padded) conv, then raised."""
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), conv, nn.Flatten(), nn.LazyLinear(3))
+    model(torch.randn(2, 1, 8, 8))  # materialise the lazy Linear
+    fake = ptq_(model, [torch.randn(2, 1, 8, 8)])
+    assert_raises_and_changes_nothing(convert_to_int_, fake, ValueError, "IntConv2d supports")
 
 
 def test_dynamic_quantization_and_sizes():

@@ -22,7 +22,7 @@ from accel_lib.quantization import (
     qparams_from_tensor,
 )
 from accel_lib.train import TrainConfig, evaluate
-from tests.reference import assert_matches_reference
+from tests.reference import assert_matches_reference, assert_raises_and_changes_nothing
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -87,6 +87,47 @@ def test_qat_trains_the_cnn_through_the_fake_quantizers(digits):
     assert isinstance(conv, QuantWrapper)
     assert not torch.equal(conv.module.weight, before["features.0.weight"])
     assert evaluate(model, digits.test) > 0.5
+
+
+def _encoder(batch_first: bool) -> nn.Module:
+    return nn.Sequential(nn.Linear(8, 16), nn.TransformerEncoderLayer(
+        16, 2, 32, dropout=0.0, batch_first=batch_first), nn.Linear(16, 4)).eval()
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_ptq_of_a_transformer_encoder_layer_runs(batch_first):
+    """Attention computes with out_proj's weight without calling it, so a QuantWrapper there
+    crashed the forward ("'QuantWrapper' object has no attribute 'weight'"); torch's
+    quantize_dynamic skips it. A batch_first layer's eval fast path reads linear1/linear2's
+    weights too (quantize_dynamic breaks there): those layers stay float."""
+    model = _encoder(batch_first)
+    x = torch.randn(3, 6, 8)
+    q = ptq_(copy.deepcopy(model), [x])
+    wrapped = {name for name, m in q.named_modules() if isinstance(m, QuantWrapper)}
+    assert wrapped == ({"0", "2"} if batch_first else {"0", "1.linear1", "1.linear2", "2"})
+    with torch.no_grad():
+        torch.testing.assert_close(q(x), model(x), atol=0.05, rtol=0.05)
+        real = convert_to_int_(copy.deepcopy(q))
+        torch.testing.assert_close(real(x), q(x), atol=0.02, rtol=0.02)
+    attention = nn.Sequential(nn.MultiheadAttention(16, 2, batch_first=True))
+    with pytest.raises(ValueError, match="no layer to quantize"):
+        prepare_(attention)  # its only Linear is out_proj
+
+
+def test_ptq_and_calibrate_change_nothing_when_calibration_fails():
+    """ptq_ wrapped the model, then calibration raised and left it wrapped and uncalibrated;
+    a failed calibrate_ kept what the observers had seen of the batches before."""
+    bad_batches = [torch.randn(4, 64), torch.randn(4, 5)]  # the second does not fit the MLP
+    assert_raises_and_changes_nothing(lambda m: ptq_(m, bad_batches), MLP(), ValueError,
+                                      "64 features")
+    assert_raises_and_changes_nothing(lambda m: ptq_(m, []), MLP(), ValueError, "empty")
+    prepared = prepare_(MLP())
+    with pytest.raises(ValueError, match="64 features"):
+        calibrate_(prepared, bad_batches)
+    assert all(w.observer.batches == 0 for w in prepared.modules()
+               if isinstance(w, QuantWrapper))
+    assert_raises_and_changes_nothing(lambda m: prepare_(m, {"weight_bits": 4}), MLP(),
+                                      TypeError, "config must be a QuantConfig")
 
 
 def test_model_level_bad_inputs(digits):

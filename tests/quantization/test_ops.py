@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import pytest
 import torch
 
 from accel_lib.quantization import (
+    OBSERVERS,
     MinMaxObserver,
     QParams,
     cast_error,
@@ -15,7 +17,9 @@ from accel_lib.quantization import (
     cluster_quantize,
     dequantize,
     fake_quantize,
+    in_range_mask,
     kmeans_codebook,
+    make_observer,
     packed_size_bytes,
     pow2_quantize,
     qparams_from_tensor,
@@ -165,6 +169,8 @@ def test_qparams_bad_inputs():
         qparams_from_tensor(torch.empty(0))
     with pytest.raises(TypeError, match="torch.Tensor"):
         quantize([1.0, 2.0], choose_qparams(-1.0, 1.0))
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        fake_quantize([1.0, 2.0], choose_qparams(-1.0, 1.0))  # was an AttributeError
 
 
 # --------------------------------------------------------------- non-uniform schemes
@@ -205,6 +211,52 @@ def test_cluster_quantize_has_at_most_2_to_the_bits_values_and_beats_uniform():
     assert ((q - w) ** 2).mean() < ((uniform - w) ** 2).mean()
     with pytest.raises(ValueError, match="n_clusters"):
         kmeans_codebook(w, 0)
+
+
+# ------------------------------------------------------------------ non-finite input
+
+_REFUSING_NON_FINITE = {
+    "quantize": lambda x: quantize(x, choose_qparams(-2.0, 2.0)),
+    "fake_quantize": lambda x: fake_quantize(x, choose_qparams(-2.0, 2.0)),
+    "in_range_mask": lambda x: in_range_mask(x, choose_qparams(-2.0, 2.0)),
+    "qparams_from_tensor": lambda x: qparams_from_tensor(x),
+    "pow2_quantize": lambda x: pow2_quantize(x),
+    "kmeans_codebook": lambda x: kmeans_codebook(x, 2),
+    "cluster_quantize": lambda x: cluster_quantize(x, 2),
+    **{f"{name} observer": (lambda x, name=name: make_observer(name).update(x))
+       for name in OBSERVERS},
+}
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("name", list(_REFUSING_NON_FINITE))
+def test_non_finite_input_is_one_clear_error_everywhere(name, bad):
+    """One contract: NaN and infinities are refused, naming x. Before, fake_quantize gave NaN
+    where torch's fake-quantize gives the lowest code's value, pow2_quantize zeroed the whole
+    output for one NaN (or raised OverflowError for inf), k-means gave a NaN codebook."""
+    with pytest.raises(ValueError, match="x must be finite, got"):
+        _REFUSING_NON_FINITE[name](torch.tensor([1.0, bad, -0.5]))
+
+
+def test_pow2_quantize_edges():
+    with pytest.raises(ValueError, match="max_val must be a finite number > 0"):
+        pow2_quantize(torch.ones(3), max_val=-1.0)
+    with pytest.raises(ValueError, match="max_val"):
+        pow2_quantize(torch.ones(3), max_val=math.nan)
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        pow2_quantize([1.0, 2.0])
+    # a finite 3e38 rounds to the exponent 128, past float32's range: it saturates at 2^127
+    q = pow2_quantize(torch.tensor([3e38, -1e38, 1.0]), 8)
+    assert torch.isfinite(q).all() and q.tolist() == [2.0**127, -(2.0**126), 0.0]
+
+
+def test_kmeans_edges():
+    with pytest.raises(ValueError, match="iters must be a positive int, got -1"):
+        kmeans_codebook(torch.randn(10), 2, iters=-1)
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        kmeans_codebook([1.0, 2.0], 2)
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        cluster_quantize([1.0, 2.0])
 
 
 def test_reduced_precision_casts_stay_within_unit_roundoff():
