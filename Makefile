@@ -34,12 +34,13 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 \
 		--display-name "Python 3 (accel course)" >/dev/null
+	$(BIN)/python -m tools.lab --install-settings
 	touch $@
 
+# tools/lab.py: installs the course's JupyterLab settings (tools/lab_overrides.json) and runs
+# `jupyter lab` on notebooks/ (--allow-root as root); the browser test starts it the same way.
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --port=$(PORT) \
-		--LabApp.default_url=/lab/tree/notebooks $(if $(filter 0,$(shell id -u)),--allow-root,) \
-		$(LAB_ARGS)
+	$(BIN)/python -m tools.lab --port=$(PORT) $(LAB_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -100,6 +100,7 @@ def binder_lock() -> tuple[list[str], dict[str, Version]]:
         'python binder/cpu_lock.py requirements.lock > "$req"',
         'python -m pip install --no-cache-dir -r "$req"',
         "python -m pip install --no-deps --no-build-isolation -e .",  # as the Makefile does
+        "python -m tools.lab --install-settings",  # the course's JupyterLab settings, likewise
     ]
     where = [post_build.find(step) for step in steps]
     assert -1 not in where and where == sorted(where), \
