@@ -302,3 +302,22 @@ def test_solutions_have_hidden_lines_worth_hiding(assignment):
     secret = secret_lines(SOLUTIONS / assignment / f"{assignment}.ipynb",
                           RELEASED / assignment / f"{assignment}.ipynb")
     assert len(secret) >= 5
+
+
+def test_zip_collect_reads_blackboard_file_names_and_their_time():
+    from nbgrader.utils import parse_utc
+    from traitlets.config import PyFileConfigLoader
+
+    from tools.grading import LmsFileNames
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    plugin = LmsFileNames(config=config)
+    folder = "/course/downloaded/03_quantization/extracted/"
+    info = plugin.collect(folder + "03_quantization_hoppergrace_attempt_2030-06-29-18-04-11_"
+                                   "03_quantization.ipynb")
+    assert info == {"student_id": "hoppergrace", "file_id": "03_quantization",
+                    "timestamp": "2030-06-29 18:04:11"}
+    assert str(parse_utc(info["timestamp"])) == "2030-06-29 18:04:11"
+    assert plugin.collect(folder + "03_quantization.ipynb") is None  # no pattern: skipped
+    assert plugin.collect(folder + "03_quantization_hoppergrace_attempt_2030-06-29-18-04-11_"
+                                   "notes.txt") is None
