@@ -4,7 +4,8 @@
 
 Static analysis (Python's ``ast``; IPython magics and ``!`` lines are first turned into the
 Python IPython runs) of every code cell of every ``DIR/<student>/<assignment>/*.ipynb``.
-Cells the student left as released are skipped. A finding is one of:
+Cells the student left as released are skipped, and so are cells that are not valid Python
+(they cannot run: a syntax error fails that cell at autograde). A finding is one of:
 
 * ``patches a module``    assigns to (or deletes) an attribute of an imported module or of
                           a name imported from one: ``np.isclose = ...``,
@@ -415,9 +416,8 @@ def scan_cell(source: str, modules: dict[str, str], checkers: set[str] | None = 
         offset, source = 1, "\n".join(lines[1:])
     try:
         tree = ast.parse(_python_of(source))
-    except SyntaxError as err:
-        return [((err.lineno or 1) + offset, "does not parse", lines[min(
-            (err.lineno or 1) + offset, len(lines)) - 1])]
+    except SyntaxError:
+        return [(n, rule, lines[n - 1]) for n, rule in sorted(set(found))]
     scanner = _Scanner(dict(modules), set(), checkers)
     scanner.visit(tree)
     found += [(n + offset, rule) for n, rule in scanner.found]
