@@ -62,4 +62,11 @@ lock: $(STAMP)
 	  $(BIN)/python -m pip freeze --all --exclude-editable | grep -v -E '^(pip|accel.lib)=='; } > requirements.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache gradebook.db submitted autograded feedback .exchange
+	rm -rf $(VENV) .pytest_cache .ruff_cache gradebook.db submitted autograded feedback .exchange \
+		downloaded grades.csv $(STUDENT_DIST)
+
+# Instructors: the students' copy of the course, without solutions (docs/instructors.md).
+STUDENT_DIST ?= dist/student
+.PHONY: student-dist
+student-dist:
+	$(PYTHON) -m tools.dist build --force $(STUDENT_DIST)

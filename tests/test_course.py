@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tools.audit import audit_notebook
 from tools.course import (
     RELEASED,
     SOLUTIONS,
@@ -18,6 +19,7 @@ from tools.course import (
     release_diff,
     scratch_course,
 )
+from tools.grading import html_text, secret_lines
 
 ASSIGNMENTS = assignments()
 
@@ -79,7 +81,10 @@ def test_grading_round_trip(assignment, tmp_path):
     released = generate(course, assignment)
     _submit(course, "full", assignment, SOLUTIONS / assignment)
     _submit(course, "blank", assignment, released)
-    nbgrader(course, "autograde", assignment)
+    log = nbgrader(course, "autograde", assignment)
+    # no test cell was edited: no warning (stock nbgrader warns for each, hidden tests)
+    log = log.stdout + log.stderr
+    assert "Attribute 'checksum'" not in log and "was edited" not in log, log
     nbgrader(course, "generate_feedback", assignment)
 
     scores = autograded_scores(course, assignment)
@@ -88,8 +93,17 @@ def test_grading_round_trip(assignment, tmp_path):
     assert full.max_auto > 0 and full.max_total > full.max_auto  # a written question exists
     assert full.auto == full.max_auto, f"solution scored {full.auto} of {full.max_auto}"
     assert blank.auto == 0, f"untouched release scored {blank.auto}, expected 0"
-    for student in ("full", "blank"):
-        assert (course / "feedback" / student / assignment / f"{assignment}.html").exists()
+    # feedback shows the failures, never the hidden tests' source
+    secret = secret_lines(SOLUTIONS / assignment / f"{assignment}.ipynb",
+                          released / f"{assignment}.ipynb")
+    pages = {student: html_text((course / "feedback" / student / assignment
+                                 / f"{assignment}.html").read_text())
+             for student in ("full", "blank")}
+    for student, text in pages.items():
+        leaked = sorted(line for line in secret if line in text)
+        assert not leaked, f"{student}'s feedback shows hidden tests: {leaked[:3]}"
+        assert "hidden tests (not shown)" in text
+    assert "NotImplementedError" in pages["blank"]  # the unanswered exercises, named
     # A learner who skips the exercises can still run the rest of the notebook: in the
     # untouched release only exercise and test cells fail.
     graded = course / "autograded" / "blank" / assignment / f"{assignment}.ipynb"
@@ -114,6 +128,8 @@ def test_hostile_submission_cannot_stall_or_fool_the_grader(tmp_path):
         if grade_id == "ex1_summarize":  # wrong answer, and a checker that never fails
             cell["source"] = ("check_close = check_equal = lambda *a, **k: None\n"
                               "def summarize(samples_ms):\n    return (0.0, 0.0)\n")
+        elif grade_id == "ex1_tests":  # an edited test cell is graded as the instructor's
+            cell["source"] = "pass  # " + "".join(cell["source"])
         elif grade_id == "ex2_conv_flops":  # never returns
             cell["source"] = "while True:\n    pass\n"
         elif grade_id == "ex3_tests":  # turning a test cell into a plain cell does not skip it
@@ -122,7 +138,13 @@ def test_hostile_submission_cannot_stall_or_fool_the_grader(tmp_path):
     nb["cells"] = [c for c in nb["cells"]  # deleting a test cell does not skip it either
                    if c["metadata"].get("nbgrader", {}).get("grade_id") != "ex4_tests"]
     path.write_text(json.dumps(nb))
-    nbgrader(course, "autograde", assignment, "--Execute.timeout=20")
+    # the audit points at each attempt (nbgrader's grade is right whatever the audit says)
+    released = course / "notebooks" / assignment / f"{assignment}.ipynb"
+    found = {(f.grade_id, f.rule) for f in audit_notebook(path, released, "hostile")}
+    assert found >= {("ex1_summarize", "shadows a checker"), ("ex1_tests", "test cell edited"),
+                     ("ex3_tests", "test cell missing"), ("ex4_tests", "test cell missing")}
+    log = nbgrader(course, "autograde", assignment, "--Execute.timeout=20")
+    assert "Test cell ex1_tests was edited in hostile's submission" in log.stdout + log.stderr
     score = autograded_scores(course, assignment)["hostile"]
     # ex1 (2 pts) and ex2 (3 pts) lost; ex3 and ex4 keep their points: their solutions are
     # intact and their test cells come back from the gradebook.

@@ -1,10 +1,14 @@
 """Course maintenance with stock nbgrader: release notebooks and run grading round trips.
 
-    python -m tools.course release            # regenerate notebooks/ from solutions/
+    python -m tools.course release [A ...]    # regenerate notebooks/ from solutions/
     python -m tools.course check              # fail if notebooks/ is out of date
+    python -m tools.course audit A            # list suspicious code in submitted/*/A
+    python -m tools.course release-feedback A # nbgrader release_feedback, exchange ones only
 
-Everything runs nbgrader's own command line in a scratch copy of the course, so the repo
-root never collects a gradebook or submissions from these checks.
+``release`` runs ``nbgrader generate_assignment`` in the repository itself, so the course's
+gradebook (gradebook.db) knows each assignment, its notebooks and its test cells, as
+``nbgrader autograde`` needs. Checks and round trips run nbgrader in a scratch copy of the
+course, so the repo root never collects a gradebook or submissions from them.
 """
 
 from __future__ import annotations
@@ -48,10 +52,14 @@ def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def scratch_course(workdir: Path, assignment: str) -> Path:
-    """A copy of the course config and one assignment's source, ready for nbgrader."""
+    """A copy of the course config (and the plugins it loads from tools/) and one
+    assignment's source, ready for nbgrader."""
     course = workdir / "course"
     course.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "nbgrader_config.py", course)
+    (course / "tools").mkdir(exist_ok=True)
+    for module in ("__init__.py", "grading.py"):
+        shutil.copy(ROOT / "tools" / module, course / "tools")
     shutil.copytree(SOLUTIONS / assignment, course / "solutions" / assignment,
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     return course
@@ -85,22 +93,40 @@ def release_diff(assignment: str, released: Path, expected: Path) -> list[str]:
     return problems
 
 
-def release(check_only: bool = False) -> list[str]:
-    """Regenerate notebooks/ from solutions/ (or, with ``check_only``, list what is stale)."""
+def release(check_only: bool = False, only: list[str] | None = None) -> list[str]:
+    """Regenerate notebooks/ from solutions/ and register each assignment in the course's
+    gradebook (or, with ``check_only``, list what is stale, touching nothing)."""
     problems: list[str] = []
-    for assignment in assignments():
-        with tempfile.TemporaryDirectory() as tmp:
-            fresh = generate(scratch_course(Path(tmp), assignment), assignment)
-            if check_only:
+    for assignment in only or assignments():
+        if assignment not in assignments():
+            raise SystemExit(f"no assignment {assignment!r} in solutions/")
+        if check_only:
+            with tempfile.TemporaryDirectory() as tmp:
+                fresh = generate(scratch_course(Path(tmp), assignment), assignment)
                 problems += release_diff(assignment, RELEASED / assignment, fresh)
-            else:
-                shutil.rmtree(RELEASED / assignment, ignore_errors=True)
-                shutil.copytree(fresh, RELEASED / assignment)
-    if not check_only:
+        else:
+            generate(ROOT, assignment)  # notebooks/<assignment> and gradebook.db
+    if not check_only and not only:
         stale = [p for p in RELEASED.iterdir() if p.is_dir() and p.name not in assignments()]
         for p in stale:
             shutil.rmtree(p)
     return problems
+
+
+def release_feedback(assignment: str, course: Path = ROOT) -> tuple[list[str], list[str]]:
+    """``nbgrader release_feedback`` for the submissions that came through the exchange;
+    returns (students released, students whose feedback goes back another way).
+
+    nbgrader's own command stops at the first submission without the exchange's receipt
+    (``submission_secret.txt``), e.g. one filed by ``zip_collect`` from an LMS.
+    """
+    folders = sorted((course / "feedback").glob(f"*/{assignment}"))
+    exchange = [f.parent.name for f in folders if (f / "submission_secret.txt").exists()]
+    other = [f.parent.name for f in folders if f.parent.name not in exchange]
+    if exchange:
+        nbgrader(course, "release_feedback", assignment,
+                 f"--CourseDirectory.student_id_exclude={','.join(other)}")
+    return exchange, other
 
 
 @dataclass(frozen=True)
@@ -132,13 +158,40 @@ def autograded_scores(course: Path, assignment: str) -> dict[str, Score]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["release", "check"])
+    sub = parser.add_subparsers(dest="action", required=True)
+    rel = sub.add_parser("release", help="regenerate notebooks/ and register in gradebook.db")
+    rel.add_argument("assignments", nargs="*", help="default: every assignment")
+    sub.add_parser("check", help="fail if notebooks/ is out of date")
+    fb = sub.add_parser("release-feedback", help="release_feedback for exchange submissions")
+    fb.add_argument("assignment")
+    aud = sub.add_parser("audit", help="list suspicious code in the submissions")
+    aud.add_argument("assignment")
+    aud.add_argument("--submitted", type=Path, default=ROOT / "submitted",
+                     help="folder of <student>/<assignment>/ submissions (default: submitted/)")
+    aud.add_argument("--released", type=Path, default=RELEASED,
+                     help="folder of the released assignments (default: notebooks/)")
     args = parser.parse_args(argv)
-    problems = release(check_only=args.action == "check")
+    if args.action == "release-feedback":
+        exchange, other = release_feedback(args.assignment)
+        print(f"feedback released through the exchange: {', '.join(exchange) or 'none'}")
+        for student in other:
+            print(f"not through the exchange, return it yourself: "
+                  f"feedback/{student}/{args.assignment}/")
+        return 0
+    if args.action == "audit":
+        from tools.audit import audit_submissions, print_report
+
+        findings = audit_submissions(args.assignment, args.submitted, args.released)
+        print_report(findings)
+        return 1 if findings else 0
+    problems = release(check_only=args.action == "check",
+                       only=getattr(args, "assignments", None))
     for line in problems:
         print(line)
     if args.action == "release":
-        print(f"released {', '.join(assignments())} to {RELEASED.relative_to(ROOT)}/")
+        names = args.assignments or assignments()
+        print(f"released {', '.join(names)} to {RELEASED.relative_to(ROOT)}/ "
+              f"and registered in gradebook.db")
     return 1 if problems else 0
 
 
