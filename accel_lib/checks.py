@@ -36,7 +36,7 @@ What this defends against (``tests/test_integrity.py`` proves it on every assign
 * an answer that calls the reference (``forbid``): by any name or alias, through another
   library function, a copy of the function object or its original ``__code__``.
 
-What it does not defend against (``python -m tools.course audit`` flags what it can):
+What it does not defend against (an audit of the submission's source can flag these):
 
 * a submission that changes Python itself: builtins, the standard library (``sys``,
   ``gc``, ``importlib``), the import system (``sys.modules``, ``sys.path``,
@@ -54,6 +54,7 @@ What it does not defend against (``python -m tools.course audit`` flags what it 
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from typing import Any
 
@@ -262,7 +263,10 @@ def check_equal(actual: Any, expected: Any, name: str) -> None:
 # --- the grader's references -------------------------------------------------------------
 
 
-def _find_spec(name: str, path: list[str] | None) -> Any:
+_LIBRARY = os.path.dirname(os.path.abspath(__file__))  # accel_lib/, where this file is
+
+
+def _find_spec(name: str, path: list[str]) -> Any:
     for finder in sys.meta_path:  # the import system, without sys.modules
         find = getattr(finder, "find_spec", None)
         spec = find(name, path) if find is not None else None
@@ -274,20 +278,24 @@ def _find_spec(name: str, path: list[str] | None) -> Any:
 def fresh(name: str) -> Any:
     """A new copy of module ``name`` (e.g. ``"accel_lib.roofline"``), executed from its source.
 
-    Nothing the notebook did to the imported module reaches it. It stays out of
-    ``sys.modules`` (but for the time it runs); its imports of other modules still come from
-    there, so take a reference from the module that defines it
-    (``accel_lib.quantization.ops``, not ``accel_lib.quantization``).
+    The source is the file next to this one (the library these checkers came from, never a
+    look-alike package the submission wrote into its working directory), and nothing the
+    notebook did to the imported module reaches the copy. It stays out of ``sys.modules``
+    (but for the time it runs); its imports of other modules still come from there, so take
+    a reference from the module that defines it (``accel_lib.quantization.ops``, not
+    ``accel_lib.quantization``).
     """
     from importlib import import_module
     from importlib.util import module_from_spec
 
-    import_module(name)  # its package and what it imports are loaded first, as usual
-    spec = None
     parts = name.split(".")
-    for i in range(len(parts)):
-        spec = _find_spec(".".join(parts[:i + 1]),
-                          None if spec is None else spec.submodule_search_locations)
+    if parts[0] != "accel_lib" or len(parts) < 2:
+        raise ValueError(f"fresh() copies a module of accel_lib, got {name!r}")
+    import_module(name)  # its package and what it imports are loaded first, as usual
+    spec, path = None, [_LIBRARY]
+    for i in range(1, len(parts)):
+        spec = _find_spec(".".join(parts[:i + 1]), path)
+        path = spec.submodule_search_locations
     module = module_from_spec(spec)
     missing = object()
     previous = sys.modules.get(name, missing)

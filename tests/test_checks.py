@@ -201,3 +201,16 @@ def test_forbid_catches_builtins_however_they_are_called():
     with forbid(torch.softmax):
         e = x.exp()
         check_close(e / e.sum(), expected, "exp / sum is allowed")
+
+
+def test_fresh_reads_the_library_next_to_the_checkers(tmp_path, monkeypatch):
+    fake = tmp_path / "accel_lib"  # a look-alike a submission could write into its folder
+    fake.mkdir()
+    (fake / "__init__.py").write_text("")
+    (fake / "roofline.py").write_text("def matmul_intensity(*args):\n    return 0.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from accel_lib.checks import fresh
+
+    assert fresh("accel_lib.roofline").matmul_intensity(600, 600, 600) == 100.0
+    with pytest.raises(ValueError, match="a module of accel_lib"):
+        fresh("numpy")
