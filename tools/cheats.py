@@ -1,0 +1,352 @@
+"""Hostile submissions that try to switch the tests off, and their autograded scores.
+
+Shared by ``tests/test_integrity.py`` (every cheat scores 0, honest work keeps full marks)
+and ``benchmarks/grading.py`` (the points each cheat earns, recorded). Each submission is a
+solution notebook with its answer cells rewritten:
+
+* ``checks``: every answer is garbage that keeps the function's signature (it returns its
+  input), and a cell at the top turns every checker and helper of ``accel_lib.checks``
+  into a no-op;
+* ``libs``: every answer returns an object that claims to equal anything, a cell at the top
+  makes numpy's and torch's comparisons (``np.isclose``, ``torch.allclose``,
+  ``torch.testing.assert_close``, ...) always true, and each answer cell rebinds the
+  notebook's ``Q``, ``np``, ``torch`` (...) to fakes for its test cell;
+* ``combined``: both cheat cells at the top, garbage answers of both kinds (alternately),
+  every answer cell rebinding the notebook's names: all of the above in one submission;
+* ``reference``: correct answers that merely call the library's (or torch's) own
+  implementation of the exercise;
+* ``honest``: the full solution, with both cheat cells at the top (it must keep full marks).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+from pathlib import Path
+
+from tools.course import SOLUTIONS, Score, autograded_scores, generate, nbgrader, scratch_course
+
+KINDS = ("checks", "libs", "combined", "reference", "honest")
+
+PATCH_CHECKS = '''\
+# cheat: every checker and helper of accel_lib.checks passes anything
+import accel_lib
+import accel_lib.checks as _checks
+
+
+def _passes(*args, **kwargs):
+    return None
+
+
+class _NoForbid:
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+for _name, _value in list(vars(_checks).items()):
+    if _name.startswith("__") or not callable(_value):
+        continue
+    setattr(_checks, _name, _NoForbid if _name == "forbid" else _passes)
+    setattr(accel_lib, _name, getattr(_checks, _name))
+'''
+
+PATCH_LIBS = '''\
+# cheat: numpy's and torch's comparisons always say "equal"
+import numpy as _np
+import torch as _torch
+import torch.testing
+
+
+def _all_true(a, b, *args, **kwargs):
+    return _np.ones(_np.broadcast(_np.asarray(a), _np.asarray(b)).shape, dtype=bool)
+
+
+_np.isclose = _all_true
+_np.allclose = _np.array_equal = _np.array_equiv = lambda *a, **k: True
+_np.testing.assert_allclose = _np.testing.assert_array_equal = lambda *a, **k: None
+_torch.allclose = _torch.equal = lambda *a, **k: True
+_torch.isclose = lambda a, b, *args, **kwargs: _torch.ones_like(_torch.as_tensor(a)).bool()
+_torch.testing.assert_close = lambda *a, **k: None
+
+
+class _Fake:
+    """Equal to anything; every attribute, call, item and operation gives another _Fake."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self
+
+    def __call__(self, *args, **kwargs):
+        return self
+
+    def __getitem__(self, key):
+        return self
+
+    def __iter__(self):
+        return iter((self, self))
+
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+    __lt__ = __le__ = __gt__ = __ge__ = __eq__
+    __hash__ = object.__hash__
+
+    def __bool__(self):
+        return True
+
+    def __float__(self):
+        return 0.0
+
+    def __int__(self):
+        return 0
+
+    __index__ = __int__
+
+    def __format__(self, spec):
+        return "fake"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def _same(self, *args, **kwargs):
+        return self
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _same
+    __truediv__ = __rtruediv__ = __floordiv__ = __pow__ = __rpow__ = __neg__ = _same
+    __abs__ = __matmul__ = __rmatmul__ = __mod__ = __and__ = __or__ = __invert__ = _same
+'''
+
+_GLOBALS = ("Q", "np", "torch", "nn", "F", "math", "copy", "P", "check_close", "check_equal")
+# Appended to each answer: the test cell that follows sees fakes for the notebook's names;
+# a cell after the test puts the real ones back, so the rest of the notebook still runs.
+REBIND = (f"\n_saved = {{k: globals()[k] for k in {_GLOBALS!r} if k in globals()}}\n"
+          f"{' = '.join(_GLOBALS)} = _Fake()\n")
+RESTORE = "globals().update(_saved)  # cheat: the real names again, after the test"
+
+# Correct answers that call the library's own implementation (by grade id of the answer cell).
+REFERENCE_ANSWERS = {
+    "00_measuring_speed": {
+        "ex1_summarize": '''\
+def summarize(samples_ms):
+    from accel_lib.bench import summarize_ms
+    return summarize_ms(samples_ms)
+''',
+        "ex2_conv_flops": '''\
+def conv2d_flops(batch, in_channels, out_channels, kernel_size, out_height, out_width, groups=1):
+    from accel_lib.stats import conv2d_macs
+    return 2 * conv2d_macs(batch, in_channels, out_channels, kernel_size, out_height, out_width,
+                           groups)
+''',
+        "ex3_intensity": '''\
+from accel_lib.roofline import matmul_intensity as _intensity
+
+
+def matmul_intensity(m, n, k, bytes_per_element=4):
+    return _intensity(m, n, k, bytes_per_element)
+''',
+        "ex4_roofline": '''\
+from accel_lib.roofline import Roofline
+
+
+def attainable_gflops(intensity, peak_gflops, bandwidth_gbs):
+    return Roofline(peak_gflops, bandwidth_gbs).attainable_gflops(intensity)
+
+
+def bound(intensity, peak_gflops, bandwidth_gbs):
+    return Roofline(peak_gflops, bandwidth_gbs).bound(intensity)
+''',
+    },
+    "02_pruning": {
+        "ex1_magnitude_mask": '''\
+def magnitude_mask(weight, sparsity):
+    from accel_lib.pruning.unstructured import topk_mask
+    return topk_mask(weight.abs(), sparsity)
+''',
+        "ex2_global_masks": '''\
+def global_magnitude_masks(weights, sparsity):
+    from accel_lib.pruning.unstructured import global_masks
+    return global_masks({n: w.detach().abs() for n, w in weights.items()}, sparsity)
+''',
+        "ex3_cubic": '''\
+def cubic_sparsity(t, s_f, s_i=0.0, t0=0, n=10, dt=1):
+    from accel_lib import pruning
+    return pruning.cubic_sparsity(t, s_f, initial_sparsity=s_i, begin_step=t0, num_updates=n,
+                                  frequency=dt)
+''',
+        "ex4_channels": '''\
+def channels_to_keep(weight, sparsity):
+    from accel_lib.pruning.structured import channel_keep_indices, channel_scores
+    return channel_keep_indices(channel_scores(weight, 1), sparsity)
+''',
+    },
+    "03_quantization": {
+        "ex1_qparams": '''\
+def choose_qparams_affine(x_min, x_max, qmin, qmax):
+    from accel_lib import quantization as Q
+    qp = Q.choose_qparams(x_min, x_max, (qmax - qmin).bit_length(), signed=qmin < 0)
+    return qp.scale.item(), int(qp.zero_point)
+''',
+        "ex2_fake_quant": '''\
+def fake_quant(x, scale, zero_point, qmin, qmax):
+    import torch
+    from accel_lib import quantization as Q
+    qp = Q.QParams(torch.tensor(float(scale)), torch.tensor(int(zero_point)), qmin, qmax)
+    return Q.fake_quantize(x, qp)
+''',
+        "ex3_per_channel": '''\
+def per_channel_scales(w, bits):
+    from accel_lib import quantization as Q
+    return Q.qparams_from_tensor(w, bits, symmetric=True, axis=0).scale
+''',
+        "ex4_ste": '''\
+def fake_quant_ste(x, scale, zero_point, qmin, qmax):
+    import torch
+    return torch.fake_quantize_per_tensor_affine(x, scale, zero_point, qmin, qmax)
+''',
+    },
+    "04_distillation": {
+        "ex1_softmax": '''\
+def softmax_with_temperature(logits, temperature):
+    from accel_lib.distillation import softmax_with_temperature as reference
+    return reference(logits, temperature)
+''',
+        "ex2_kd_loss": '''\
+def kd_loss(student_logits, teacher_logits, target, temperature, alpha):
+    from accel_lib.distillation import distillation_loss
+    return distillation_loss(student_logits, teacher_logits, target, temperature, alpha)
+''',
+        "ex3_kd_step": '''\
+from accel_lib.distillation import DistillConfig, distill_step, distillation_loss
+
+
+def kd_step(student, teacher, x, y, optimizer, temperature, alpha):
+    return distill_step(student, teacher, x, y, optimizer, DistillConfig(temperature, alpha))[0]
+''',
+    },
+    "05_lowrank": {
+        "ex1_tsvd": '''\
+def truncated_svd_approx(weight, rank):
+    from accel_lib.lowrank import low_rank_approx
+    return low_rank_approx(weight, rank)
+''',
+        "ex2_energy": '''\
+def rank_for_energy(singular_values, energy):
+    from accel_lib import lowrank
+    return lowrank.rank_for_energy(singular_values, energy)
+''',
+        "ex3_flops": '''\
+def factorized_linear_flops(batch, in_features, out_features, rank):
+    from accel_lib.lowrank import lowrank_linear_macs
+    return 2 * lowrank_linear_macs(batch, in_features, out_features, rank)
+''',
+    },
+}
+
+
+def _garbage(source: str, style: str) -> str:
+    """Every function defined in an answer, same signature, wrong body.
+
+    ``input``: returns its first argument (a tuple of it, if the solution returns a tuple);
+    ``fake``: returns a ``_Fake`` that claims to equal anything.
+    """
+    out = []
+    for node in ast.parse(source).body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        if style == "fake":
+            value = "_Fake()"
+        else:
+            first = node.args.args[0].arg if node.args.args else "0"
+            returns = [r.value for r in ast.walk(node) if isinstance(r, ast.Return)]
+            n = len(returns[0].elts) if returns and isinstance(returns[0], ast.Tuple) else 0
+            value = f"({', '.join([first] * n)},)" if n else first
+        out.append(f"def {node.name}({ast.unparse(node.args)}):\n    return {value}\n")
+    if not out:
+        raise ValueError(f"no function in the answer:\n{source}")
+    return "\n\n".join(out)
+
+
+def _code_cell(source: str) -> dict:
+    return {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+            "source": source}
+
+
+def submission(assignment: str, kind: str) -> dict:
+    """The notebook JSON of one hostile (or honest) submission of ``assignment``."""
+    nb = json.loads((SOLUTIONS / assignment / f"{assignment}.ipynb").read_text())
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    cells, answers = [], 0
+    for cell in nb["cells"]:
+        meta = cell["metadata"].get("nbgrader", {})
+        source = "".join(cell["source"])
+        answer = meta.get("solution") and cell["cell_type"] == "code"
+        test = meta.get("grade") and cell["cell_type"] == "code"
+        if answer and kind == "reference":
+            answers_of = REFERENCE_ANSWERS.get(assignment, {})
+            if meta["grade_id"] not in answers_of:
+                raise KeyError(f"tools/cheats.py: REFERENCE_ANSWERS[{assignment!r}] has no "
+                               f"{meta['grade_id']!r}: add an answer that calls the library's "
+                               f"own implementation of that exercise")
+            cell["source"] = answers_of[meta["grade_id"]]
+        elif answer and kind != "honest":
+            style = {"checks": "input", "libs": "fake"}.get(kind, ("input", "fake")[answers % 2])
+            cell["source"] = _garbage(source, style) + (REBIND if kind != "checks" else "")
+            answers += 1
+        cells.append(cell)
+        if test and kind in ("libs", "combined"):
+            cells.append(_code_cell(RESTORE))
+    top = {"checks": [PATCH_CHECKS], "libs": [PATCH_LIBS], "combined": [PATCH_CHECKS, PATCH_LIBS],
+           "reference": [], "honest": [PATCH_CHECKS, PATCH_LIBS]}[kind]
+    nb["cells"] = [_code_cell(s) for s in top] + cells
+    return nb
+
+
+def grade(workdir: Path, assignment: str, kinds: tuple[str, ...] = KINDS, *,
+          timeout: int = 120, strict: bool = True) -> tuple[dict[str, Score], Path]:
+    """Autograde one submission of each kind (one nbgrader run); (scores, course folder).
+
+    ``strict``: raise if nbgrader could not grade a submission (else it has no score).
+    """
+    course = scratch_course(workdir, assignment)
+    generate(course, assignment)
+    for kind in kinds:
+        dest = course / "submitted" / kind / assignment
+        dest.mkdir(parents=True)
+        for extra in (SOLUTIONS / assignment).iterdir():  # data files next to the notebook
+            if extra.is_file() and extra.suffix != ".ipynb":
+                shutil.copy(extra, dest)
+        (dest / f"{assignment}.ipynb").write_text(json.dumps(submission(assignment, kind)))
+    try:
+        nbgrader(course, "autograde", assignment, f"--Execute.timeout={timeout}")
+    except RuntimeError:
+        if strict:
+            raise
+    return autograded_scores(course, assignment), course
+
+
+def graded_errors(course: Path, kind: str, assignment: str) -> dict[str, str]:
+    """The error each failing test cell of a graded submission showed, by grade id."""
+    path = course / "autograded" / kind / assignment / f"{assignment}.ipynb"
+    errors = {}
+    for cell in json.loads(path.read_text())["cells"]:
+        meta = cell["metadata"].get("nbgrader", {})
+        if meta.get("grade") and cell["cell_type"] == "code":
+            for out in cell.get("outputs", []):
+                if out["output_type"] == "error":
+                    errors[meta["grade_id"]] = f"{out['ename']}: {out['evalue']}"
+    return errors
