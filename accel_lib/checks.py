@@ -18,8 +18,8 @@ implementation of the exercise fails.
 
 What this defends against (``tests/test_integrity.py`` proves it on every assignment):
 
-* patching or replacing anything in ``accel_lib.checks`` or ``accel_lib`` (the checkers,
-  their helpers, reference functions) or in ``sys.modules["accel_lib.checks"]``;
+* patching or replacing anything in ``accel_lib.checks`` (the checkers, their helpers) or
+  in ``sys.modules["accel_lib.checks"]``, and the reference functions in ``accel_lib``;
 * patching numpy and torch: ``np.isclose``, ``np.allclose``, ``torch.allclose``,
   ``torch.equal``, ``torch.testing.assert_close``, any ``torch.Tensor`` method or
   ``__torch_function__``, a torch function mode left active. The checkers use none of
@@ -41,11 +41,13 @@ What it does not defend against (an audit of the submission's source can flag th
 * a submission that changes Python itself: builtins, the standard library (``sys``,
   ``gc``, ``importlib``), the import system (``sys.modules``, ``sys.path``,
   ``sys.meta_path``, ``accel_lib.__path__``), ``sys.setprofile`` inside an answer, or the
-  library's files on disk (a rewritten ``checks.py``) ;
-* test inputs: a submission that patches the functions tests build their data with
-  (``torch.randn``, ``torch.tensor``, ``np.random.default_rng``) changes the data; the
-  literal expected values of the visible tests still catch a wrong answer, hidden tests
-  that compare with a reference on random data can be fooled;
+  library's files on disk (a rewritten ``checks.py``);
+* test data: a submission that patches the functions tests build their data with
+  (``torch.randn``, ``torch.tensor``, ``np.random.default_rng``, ``torch.Tensor.abs``)
+  changes the data and the values computed from it; expected values written as Python
+  literals still catch a wrong answer, those built with torch or computed by a reference
+  on that data can be fooled. So can a reference through the helpers it imports from
+  other ``accel_lib`` modules (``fresh`` re-reads only the module that defines it);
 * an answer that reads the expected values from the test itself (walking the caller's
   frames, ``gc``), or one that copies the library's source into the notebook;
 * tensor subclasses with ``__torch_dispatch__`` run their own code when read.
