@@ -243,6 +243,15 @@ from accel_lib.distillation import DistillConfig, distill_step, distillation_los
 def kd_step(student, teacher, x, y, optimizer, temperature, alpha):
     return distill_step(student, teacher, x, y, optimizer, DistillConfig(temperature, alpha))[0]
 ''',
+        "ex4_distill_loop": '''\
+from accel_lib.distillation import DistillConfig, distill
+from accel_lib.train import TrainConfig
+
+
+def distill_loop(student, teacher, loader, epochs, lr, temperature, alpha):
+    config = TrainConfig(epochs=epochs, lr=lr, device="cpu", progress=False)
+    return distill(student, teacher, loader, config, DistillConfig(temperature, alpha)).loss
+''',
     },
     "05_lowrank": {
         "ex1_tsvd": '''\
