@@ -269,6 +269,12 @@ def factorized_linear_flops(batch, in_features, out_features, rank):
     from accel_lib.lowrank import lowrank_linear_macs
     return 2 * lowrank_linear_macs(batch, in_features, out_features, rank)
 ''',
+        "ex4_factorized_copy": '''\
+def factorized_copy(model, energy):
+    import copy
+    from accel_lib.lowrank import choose_ranks, factorize_
+    return factorize_(copy.deepcopy(model), choose_ranks(model, energy, include_conv=False))
+''',
     },
 }
 
