@@ -261,6 +261,28 @@ def factorized_linear_flops(batch, in_features, out_features, rank):
     return 2 * lowrank_linear_macs(batch, in_features, out_features, rank)
 ''',
     },
+    "06_fusion": {
+        "ex1_fold": '''\
+def fold_bn_into_conv(conv, bn):
+    from accel_lib.fusion import fuse_conv_bn
+    return fuse_conv_bn(conv, bn)
+''',
+        "ex2_fx": '''\
+def fuse_conv_bn_relu_fx(model):
+    from accel_lib import fusion
+    return fusion.fuse_fx(model)
+''',
+        "ex3_vote": '''\
+def majority_vote(predictions):
+    from accel_lib.fusion import majority_vote as reference
+    return reference(predictions)
+''',
+        "ex4_soft": '''\
+def soft_vote(logits, weights=None):
+    from accel_lib.fusion.ensemble import soft_vote as reference
+    return reference(logits, weights)
+''',
+    },
 }
 
 

@@ -15,17 +15,20 @@ sits on the roofline:
 Compiling costs seconds up front, so :func:`compile_and_compare` reports the compile time
 (the first call) next to the steady-state speedup, and how many calls it takes to pay back.
 It compiles from scratch each time (a reset dynamo, inductor's FX-graph and AOT caches off):
-the time shown is real tracing and code generation. Two caches stay: C++ kernels already
-built from the same source are loaded from disk, and the first compile in a process also
-pays once for starting the compiler (seconds; tens of seconds the very first time on a
-machine, while inductor probes the CPU's vector instructions).
+the time shown is real tracing and code generation. Two savings stay, and are reported: C++
+kernels already built from the same source are loaded from inductor's disk cache
+(``CompileResult.kernels_built`` counts those built now), and the first compile in a
+process pays once for starting the compiler (seconds; tens of seconds the very first time
+on a machine, while inductor probes the CPU's vector instructions and builds its headers).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import math
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -65,6 +68,8 @@ class CompileResult:
     comparison: Comparison
     max_abs_diff: float
     compiled: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+    kernels: int | None = None  # kernels in the generated code (None: not known)
+    kernels_built: int | None = None  # of which compiled now, not loaded from the disk cache
 
     @property
     def speedup(self) -> float:
@@ -89,17 +94,24 @@ class CompileResult:
         saved_ms = self.baseline_ms - self.compiled_ms
         return self.compile_s * 1e3 / saved_ms if saved_ms > 0 else math.inf
 
+    @property
+    def kernels_note(self) -> str:
+        """E.g. ``"3 of 7 built"`` (the rest loaded from inductor's disk cache), or ``""``."""
+        if self.kernels is None or self.kernels_built is None:
+            return ""
+        return f"{min(self.kernels_built, self.kernels)} of {self.kernels} built"
+
     def row(self) -> list[Any]:
-        """``[name, backend, device, compile s, baseline ms, compiled ms, speedup, calls to
-        break even]`` for :func:`accel_lib.bench.markdown_table`."""
+        """``[name, backend, device, compile s, kernels built, baseline ms, compiled ms,
+        speedup, calls to pay back]`` for :func:`accel_lib.bench.markdown_table`."""
         calls = self.breakeven_calls
-        return [self.name, self.backend, self.device, self.compile_s, self.baseline_ms,
-                self.compiled_ms, self.speedup, "never" if math.isinf(calls) else
-                f"{calls:,.0f}"]
+        return [self.name, self.backend, self.device, self.compile_s, self.kernels_note,
+                self.baseline_ms, self.compiled_ms, self.speedup,
+                "never" if math.isinf(calls) else f"{calls:,.0f}"]
 
 
-RESULT_HEADER = ["what", "backend", "device", "compile s", "baseline ms", "compiled ms",
-              "speedup", "calls to pay back"]
+RESULT_HEADER = ["what", "backend", "device", "compile s", "kernels", "baseline ms",
+                 "compiled ms", "speedup", "calls to pay back"]
 
 
 @contextlib.contextmanager
@@ -109,6 +121,8 @@ def _fresh_compile() -> Iterator[None]:
     import torch._functorch.config as functorch_config
     import torch._inductor.config as inductor_config
 
+    # "No CUDA runtime is found": a CPU-only machine is not a problem for a CPU compile
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     torch._dynamo.reset()
     with inductor_config.patch(fx_graph_cache=False, compile_threads=1), \
             functorch_config.patch(enable_autograd_cache=False):
@@ -147,6 +161,14 @@ def compiler_available(device: torch.device | str = "cpu") -> tuple[bool, str]:
     """
     reason = _probe(torch.device(device).type)
     return (not reason, reason)
+
+
+def _built_kernels() -> int:
+    """C++ kernels (shared libraries) in inductor's disk cache: built at some time, reused
+    when the same source comes again."""
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    return sum(name.endswith(".so") for _, _, files in os.walk(cache_dir()) for name in files)
 
 
 def _device_of(inputs: tuple[Any, ...]) -> torch.device:
@@ -193,20 +215,27 @@ def compile_and_compare(
     ok, why = compiler_available(device)
     if not ok:
         raise RuntimeError(why)
+    from torch._inductor.utils import run_and_get_code
+
     label = name or getattr(fn, "__name__", type(fn).__name__)
+    cpu = device.type == "cpu"
     with torch.no_grad():
         with _fresh_compile():
             compiled = torch.compile(fn, mode=mode)
+            on_disk = _built_kernels() if cpu else 0
             synchronize(device)
             start = time.perf_counter()
-            out = compiled(*inputs)
+            out, sources = run_and_get_code(compiled, *inputs)  # the first call: compile
             synchronize(device)
             compile_s = time.perf_counter() - start
+            built = _built_kernels() - on_disk if cpu else None
         diff = _max_abs_diff(fn(*inputs), out)
         comparison = compare(lambda: fn(*inputs), lambda: compiled(*inputs),
                              names=("eager", f"torch.compile ({mode})"), warmup=warmup,
                              repeats=repeats, device=device, verbose=False)
-    return CompileResult(label, f"inductor ({mode})", compile_s, comparison, diff, compiled)
+    kernels = sum(len(kernel_sources(code)) for code in sources)
+    return CompileResult(label, f"inductor ({mode})", compile_s, comparison, diff, compiled,
+                         kernels, built)
 
 
 def generated_code(fn: Callable[..., Any], *inputs: Any, mode: str = "default") -> str:

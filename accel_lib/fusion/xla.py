@@ -15,10 +15,11 @@ reserve all of the GPU's memory, leaving none to PyTorch in the same process).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,26 @@ from ..bench import compare
 from .compile import CompileResult
 
 __all__ = ["import_tensorflow", "keras_mlp_from_torch", "tf_elementwise_chain", "xla_compare"]
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence what native code writes straight to file descriptor 2 while the block runs:
+    TensorFlow's C++ (absl) start-up lines ignore ``TF_CPP_MIN_LOG_LEVEL``. Python errors
+    still raise as usual."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 (some embedded interpreters): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def import_tensorflow(*, threads: int | None = None, cpu_only: bool = True) -> Any:
@@ -51,17 +72,18 @@ def import_tensorflow(*, threads: int | None = None, cpu_only: bool = True) -> A
         except ImportError:
             pass
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
+    with _quiet_native_stderr():
+        import tensorflow as tf
 
-    tf.get_logger().setLevel("ERROR")
-    try:
-        if cpu_only:
-            tf.config.set_visible_devices([], "GPU")
-        if threads is not None:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # TensorFlow already initialised in this process: settings stay
-        pass
+        tf.get_logger().setLevel("ERROR")
+        try:
+            if cpu_only:
+                tf.config.set_visible_devices([], "GPU")
+            if threads is not None:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # TensorFlow already initialised in this process: settings stay
+            pass
     return tf
 
 
