@@ -177,11 +177,15 @@ def _model_fusion_records() -> list[Record]:
     splits = digits_loaders(batch_size=64, seed=0)
     x_test = torch.cat([x for x, _ in splits.test])
     y_test = torch.cat([y for _, y in splits.test])
+    def shuffled(seed: int) -> DataLoader:  # each model its own data order, as in notebook 06
+        return DataLoader(splits.train.dataset, batch_size=64, shuffle=True,
+                          generator=torch.Generator().manual_seed(seed))
+
     members = []
     for seed in range(5):
         set_seed(seed)
         m = SmallCNN(channels=(4, 8))
-        train(m, splits.train, TrainConfig(epochs=6, lr=3e-3, device="cpu", progress=False))
+        train(m, shuffled(seed), TrainConfig(epochs=6, lr=3e-3, device="cpu", progress=False))
         members.append(m.eval())
     logits = FU.member_logits(members, x_test)
     member_acc = [_accuracy(z, y_test) for z in logits]
@@ -191,14 +195,12 @@ def _model_fusion_records() -> list[Record]:
 
     set_seed(10)
     base = SmallCNN(channels=(4, 8))
-    train(base, splits.train, TrainConfig(epochs=3, lr=3e-3, device="cpu", progress=False))
+    train(base, shuffled(10), TrainConfig(epochs=3, lr=3e-3, device="cpu", progress=False))
     copies = []
     for i, lr in enumerate([1e-3, 2e-3, 3e-3, 1e-3, 2e-3]):
         set_seed(20 + i)
         c = copy.deepcopy(base)
-        order = DataLoader(splits.train.dataset, batch_size=64, shuffle=True,
-                           generator=torch.Generator().manual_seed(100 + i))
-        train(c, order, TrainConfig(epochs=3, lr=lr, device="cpu", progress=False))
+        train(c, shuffled(100 + i), TrainConfig(epochs=3, lr=lr, device="cpu", progress=False))
         copies.append(c.eval())
     copy_acc = [evaluate(c, splits.test) for c in copies]
     soup = evaluate(FU.uniform_soup(copies), splits.test)
@@ -206,11 +208,11 @@ def _model_fusion_records() -> list[Record]:
     config = TrainConfig(epochs=10, lr=3e-3, device="cpu", progress=False)
     set_seed(7)
     student = SmallCNN(channels=(4, 8))
-    distill(student, FU.Ensemble(members), splits.train, config,
+    distill(student, FU.Ensemble(members), shuffled(7), config,
             DistillConfig(temperature=4.0, alpha=0.3))
     set_seed(7)
     scratch = SmallCNN(channels=(4, 8))
-    train(scratch, splits.train, config)
+    train(scratch, shuffled(7), config)
     student_acc, scratch_acc = evaluate(student, splits.test), evaluate(scratch, splits.test)
     n = len(y_test)
     return [

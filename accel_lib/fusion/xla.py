@@ -142,8 +142,8 @@ def xla_compare(fn: Callable[..., Any], *inputs: Any, name: str | None = None,
     check_int(warmup, "warmup", minimum=0)
     check_int(repeats, "repeats")
     tf = import_tensorflow()
-    graph = tf.function(fn)
-    xla = tf.function(fn, jit_compile=True)
+    graph = tf.function(fn, autograph=False)  # plain Python loops: nothing to convert
+    xla = tf.function(fn, jit_compile=True, autograph=False)
     reference = graph(*inputs)
     start = time.perf_counter()
     out = xla(*inputs)
