@@ -199,6 +199,14 @@ def channels_to_keep(weight, sparsity):
     from accel_lib.pruning.structured import channel_keep_indices, channel_scores
     return channel_keep_indices(channel_scores(weight, 1), sparsity)
 ''',
+        "ex5_surgery": '''\
+def prune_smallcnn_channels(model, sparsity):
+    import copy
+
+    import torch
+    from accel_lib.pruning import prune_channels_
+    return prune_channels_(copy.deepcopy(model), sparsity, torch.zeros(1, *model.input_shape))
+''',
     },
     "03_quantization": {
         "ex1_qparams": '''\
