@@ -3,6 +3,8 @@ asserted."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +18,10 @@ from accel_lib.fusion import (
 )
 from accel_lib.models import MLP
 
-pytest.importorskip("tensorflow")
+# Not pytest.importorskip: it would import TensorFlow at collection, before triton (the
+# import-order crash); the fixture imports it through import_tensorflow, triton first.
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
+                                reason="TensorFlow is not installed")
 
 
 @pytest.fixture(scope="module")
