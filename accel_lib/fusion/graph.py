@@ -52,7 +52,7 @@ class _LayerReLU(nn.Module):
 
     def __init__(self, layer: nn.Module) -> None:
         super().__init__()
-        self.layer = layer
+        self.layer = check_module(layer, "layer")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu_(self.layer(x))  # in place: the layer's output has no other user
