@@ -12,7 +12,7 @@ import torch
 
 from accel_lib.bench import markdown_table
 
-from . import distillation, grading, lowrank, machine, notebooks, pruning, quantization
+from . import distillation, grading, lowrank, machine, notebooks, optim, pruning, quantization
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
@@ -20,6 +20,7 @@ RESULTS = HERE / "results.json"
 SUITES = {
     "bench": machine,
     "course": notebooks,
+    "optim": optim,
     "pruning": pruning,
     "quantization": quantization,
     "distillation": distillation,
