@@ -77,7 +77,7 @@ from .schedules import (
     step_lr,
     warmup_cosine_lr,
 )
-from .training import Run, race, run_steps
+from .training import Run, race, run_steps, shuffled_batches
 
 __all__ = [
     # functional
@@ -98,5 +98,5 @@ __all__ = [
     "Problem", "quadratic", "rosenbrock", "trajectory", "Tuning", "gd_tuning",
     "heavy_ball_tuning",
     # training
-    "Run", "run_steps", "race",
+    "Run", "run_steps", "shuffled_batches", "race",
 ]

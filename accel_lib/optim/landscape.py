@@ -56,8 +56,10 @@ def quadratic(condition_number: float = 25.0, *, angle_deg: float = 0.0) -> Prob
     """``f = (u^2 + kappa * w^2) / 2`` in axes ``(u, w)`` rotated by ``angle_deg`` from
     ``(x, y)``: a long narrow valley with curvatures 1 and ``kappa``, minimum at 0.
 
-    Axis-aligned (angle 0), the per-coordinate scaling of AdaGrad/RMSProp/Adam fixes the
-    conditioning; rotated, it cannot (the valley is no longer along a coordinate).
+    The start is ``(u, w) = (-4, 1.5)`` in the valley's own axes, so problems that differ
+    only in ``angle_deg`` are the same problem, rotated. Axis-aligned (angle 0), the
+    per-coordinate scaling of AdaGrad/RMSProp/Adam fixes the conditioning; rotated, it
+    cannot (the valley no longer runs along a coordinate).
     """
     kappa = check_real(condition_number, "condition_number", low=1.0)
     theta = math.radians(check_real(angle_deg, "angle_deg"))
@@ -68,8 +70,8 @@ def quadratic(condition_number: float = 25.0, *, angle_deg: float = 0.0) -> Prob
         u, w = c * x + s * y, -s * x + c * y
         return 0.5 * (u**2 + kappa * w**2)
 
-    return Problem(f"quadratic (kappa={kappa:g})", fn, (-4.0, 2.0), (0.0, 0.0),
-                   (-4.5, 4.5), (-3.0, 3.0))
+    start = (c * -4.0 - s * 1.5, s * -4.0 + c * 1.5)  # (u, w) = (-4, 1.5), whatever the angle
+    return Problem(f"quadratic (kappa={kappa:g})", fn, start, (0.0, 0.0), (-4.5, 4.5), (-3.0, 3.0))
 
 
 def rosenbrock(a: float = 1.0, b: float = 100.0) -> Problem:

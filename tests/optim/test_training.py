@@ -40,3 +40,16 @@ def test_run_steps_errors(digits):
         O.run_steps(model, opt, digits.train, digits.val, steps=0)
     with pytest.raises(ValueError, match="empty loader"):
         O.run_steps(model, opt, [], digits.val, steps=3)
+
+
+def test_shuffled_batches_cover_each_epoch_once_in_a_seeded_order():
+    x, y = torch.arange(10.0).reshape(10, 1), torch.arange(10)
+    gen = O.shuffled_batches((x, y), 4, seed=3)
+    epoch = [next(gen) for _ in range(3)]  # 4 + 4 + 2
+    assert [len(b[1]) for b in epoch] == [4, 4, 2]
+    assert sorted(torch.cat([b[1] for b in epoch]).tolist()) == list(range(10))
+    assert all(torch.equal(b[0][:, 0].long(), b[1]) for b in epoch)  # rows stay paired
+    again = O.shuffled_batches((x, y), 4, seed=3)
+    assert all(torch.equal(next(again)[1], b[1]) for b in epoch)
+    with pytest.raises(ValueError, match="share their first dimension"):
+        next(O.shuffled_batches((x, y[:5]), 4))
