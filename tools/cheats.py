@@ -159,6 +159,12 @@ def conv2d_flops(batch, in_channels, out_channels, kernel_size, out_height, out_
     return 2 * conv2d_macs(batch, in_channels, out_channels, kernel_size, out_height, out_width,
                            groups)
 ''',
+        "ex2b_layer_flops": '''\
+def layer_flops(model, x):
+    from accel_lib.stats import count_flops
+    return {layer.name: layer.flops for layer in count_flops(model, x).layers
+            if layer.kind in ("Linear", "Conv2d")}
+''',
         "ex3_intensity": '''\
 from accel_lib.roofline import matmul_intensity as _intensity
 
@@ -242,6 +248,14 @@ def cubic_sparsity(t, s_f, s_i=0.0, t0=0, n=10, dt=1):
 def channels_to_keep(weight, sparsity):
     from accel_lib.pruning.structured import channel_keep_indices, channel_scores
     return channel_keep_indices(channel_scores(weight, 1), sparsity)
+''',
+        "ex5_surgery": '''\
+def prune_smallcnn_channels(model, sparsity):
+    import copy
+
+    import torch
+    from accel_lib.pruning import prune_channels_
+    return prune_channels_(copy.deepcopy(model), sparsity, torch.zeros(1, *model.input_shape))
 ''',
     },
     "03_quantization": {
