@@ -69,7 +69,7 @@ def step_costs() -> dict[str, O.StepCost]:
         for c, p in zip(copies, params, strict=True):
             c.grad = p.grad.clone()
         optimizers[label] = cls(copies, lr=1e-3)
-    return O.measure_steps(optimizers, rounds=10, repeats=5)
+    return O.measure_steps(optimizers, rounds=25, repeats=2)
 
 
 def records() -> list[Record]:
