@@ -12,7 +12,17 @@ import torch
 
 from accel_lib.bench import markdown_table
 
-from . import distillation, grading, lowrank, machine, notebooks, optim, pruning, quantization
+from . import (
+    distillation,
+    fusion,
+    grading,
+    lowrank,
+    machine,
+    notebooks,
+    optim,
+    pruning,
+    quantization,
+)
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
@@ -25,6 +35,7 @@ SUITES = {
     "quantization": quantization,
     "distillation": distillation,
     "lowrank": lowrank,
+    "fusion": fusion,
     "grading": grading,
 }
 

@@ -301,6 +301,15 @@ from accel_lib.distillation import DistillConfig, distill_step, distillation_los
 def kd_step(student, teacher, x, y, optimizer, temperature, alpha):
     return distill_step(student, teacher, x, y, optimizer, DistillConfig(temperature, alpha))[0]
 ''',
+        "ex4_distill_loop": '''\
+from accel_lib.distillation import DistillConfig, distill
+from accel_lib.train import TrainConfig
+
+
+def distill_loop(student, teacher, loader, epochs, lr, temperature, alpha):
+    config = TrainConfig(epochs=epochs, lr=lr, device="cpu", progress=False)
+    return distill(student, teacher, loader, config, DistillConfig(temperature, alpha)).loss
+''',
     },
     "05_lowrank": {
         "ex1_tsvd": '''\
@@ -317,6 +326,34 @@ def rank_for_energy(singular_values, energy):
 def factorized_linear_flops(batch, in_features, out_features, rank):
     from accel_lib.lowrank import lowrank_linear_macs
     return 2 * lowrank_linear_macs(batch, in_features, out_features, rank)
+''',
+        "ex4_factorized_copy": '''\
+def factorized_copy(model, energy):
+    import copy
+    from accel_lib.lowrank import choose_ranks, factorize_
+    return factorize_(copy.deepcopy(model), choose_ranks(model, energy, include_conv=False))
+''',
+    },
+    "06_fusion": {
+        "ex1_fold": '''\
+def fold_bn_into_conv(conv, bn):
+    from accel_lib.fusion import fuse_conv_bn
+    return fuse_conv_bn(conv, bn)
+''',
+        "ex2_fx": '''\
+def fuse_conv_bn_relu_fx(model):
+    from accel_lib import fusion
+    return fusion.fuse_fx(model)
+''',
+        "ex3_vote": '''\
+def majority_vote(predictions):
+    from accel_lib.fusion import majority_vote as reference
+    return reference(predictions)
+''',
+        "ex4_soft": '''\
+def soft_vote(logits, weights=None):
+    from accel_lib.fusion.ensemble import soft_vote as reference
+    return reference(logits, weights)
 ''',
     },
 }
