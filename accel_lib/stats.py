@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ._validate import check_int, check_module
@@ -321,11 +322,11 @@ class _LiveBytes(TorchDispatchMode):
             self.live -= entry[0]
             del self._storages[ptr]
 
-    def _track(self, t: torch.Tensor) -> None:
+    def _track(self, t: torch.Tensor, existing: set[int]) -> None:
         storage = t.untyped_storage()
         ptr = storage.data_ptr()
-        if ptr == 0:
-            return
+        if ptr == 0 or (ptr in existing and ptr not in self._storages):
+            return  # an in-place op or a view of memory allocated before: nothing new
         entry = self._storages.setdefault(ptr, [storage.nbytes(), 0])
         if entry[1] == 0:
             self.live += entry[0]
@@ -334,10 +335,12 @@ class _LiveBytes(TorchDispatchMode):
         weakref.finalize(t, self._release, ptr)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        existing = {t.untyped_storage().data_ptr()
+                    for t in pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
         out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else (out,):
+        for t in pytree.tree_leaves(out):
             if isinstance(t, torch.Tensor):
-                self._track(t)
+                self._track(t, existing)
         return out
 
 
@@ -347,7 +350,9 @@ def peak_memory_bytes(fn: Callable[[], Any], device: torch.device | str | None =
     On CUDA this is the caching allocator's own peak (``torch.cuda.max_memory_allocated``).
     On CPU it is tracked by a dispatch mode that counts the storage of every tensor an op
     creates until that tensor is freed: use it for inference (under ``torch.no_grad()``),
-    where intermediate tensors die as soon as Python drops them.
+    where intermediate tensors die as soon as Python drops them, or for an optimiser step.
+    Ops that write in place into (or view) memory allocated before ``fn`` ran allocate
+    nothing and count nothing.
     """
     if not callable(fn):
         raise ValueError(f"fn must be callable, got {type(fn).__name__}")

@@ -19,6 +19,7 @@ from . import (
     lowrank,
     machine,
     notebooks,
+    optim,
     pruning,
     quantization,
 )
@@ -29,6 +30,7 @@ RESULTS = HERE / "results.json"
 SUITES = {
     "bench": machine,
     "course": notebooks,
+    "optim": optim,
     "pruning": pruning,
     "quantization": quantization,
     "distillation": distillation,

@@ -183,6 +183,22 @@ def test_peak_memory_hand_computed():
     assert peak_memory_bytes(lambda: (x + 1).mul_(2).add_(3)) == n * 4
 
 
+def test_peak_memory_ignores_in_place_writes_and_views_of_existing_tensors():
+    n = 1000
+    x, y = torch.randn(n), torch.randn(n)
+    assert peak_memory_bytes(lambda: x.add_(1).mul_(2)) == 0  # in place: nothing allocated
+    assert peak_memory_bytes(lambda: x.view(10, 100)) == 0
+    assert peak_memory_bytes(lambda: torch._foreach_add_([x, y], 1.0)) == 0
+    assert peak_memory_bytes(lambda: torch._foreach_add([x, y], 1.0)) == 2 * n * 4
+    # an optimiser step: in-place updates of the weights and state, and two temporaries
+    # alive together, sqrt(v) and sqrt(v) / sqrt(1 - beta2^t)
+    p = nn.Parameter(torch.randn(n))
+    p.grad = torch.randn(n)
+    opt = torch.optim.Adam([p], foreach=False)
+    opt.step()
+    assert peak_memory_bytes(opt.step) == 2 * n * 4
+
+
 def test_peak_memory_frees_dead_intermediates():
     x = torch.randn(1000)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import json
+import textwrap
 from pathlib import Path
 
 from tools.course import (
@@ -183,6 +184,49 @@ def bound(intensity, peak_gflops, bandwidth_gbs):
     return Roofline(peak_gflops, bandwidth_gbs).bound(intensity)
 ''',
     },
+    "01_optimisers": {
+        "ex1_momentum": '''\
+def momentum_update(param, grad, buf, lr, momentum, dampening=0.0, weight_decay=0.0,
+                    nesterov=False):
+    from accel_lib.optim import sgd_step_
+    new_param = param.clone()
+    new_buf = sgd_step_(new_param, grad, None if buf is None else buf.clone(), lr=lr,
+                        momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov)
+    return new_param, new_buf
+''',
+        "ex2_adam": '''\
+def adam_update(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                decoupled=False):
+    from accel_lib.optim import adam_step_
+    param, m, v = param.clone(), m.clone(), v.clone()
+    adam_step_(param, grad, m, v, t, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+               weight_decay=weight_decay, decoupled=decoupled)
+    return param, m, v
+''',
+        "ex3_my_adamw": '''\
+from accel_lib.optim import AdamW as _AdamW
+
+
+class MyAdamW(_AdamW):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr, betas, eps, weight_decay)
+''',
+        "ex4_warmup_cosine": '''\
+def warmup_cosine_lr(step, base_lr, warmup_steps, total_steps, min_lr=0.0):
+    from accel_lib.optim import warmup_cosine_lr as reference
+    return reference(step, base_lr, warmup_steps, total_steps, min_lr)
+''',
+        "ex5_clip": '''\
+def clip_by_global_norm(grads, max_norm, eps=1e-6):
+    import torch
+    copies = [torch.nn.Parameter(g.clone()) for g in grads]
+    for c, g in zip(copies, grads):
+        c.grad = g.clone()
+    total = torch.nn.utils.clip_grad_norm_(copies, max_norm)
+    return [c.grad for c in copies], float(total)
+''',
+    },
     "02_pruning": {
         "ex1_magnitude_mask": '''\
 def magnitude_mask(weight, sparsity):
@@ -315,26 +359,38 @@ def soft_vote(logits, weights=None):
 }
 
 
+def _garbage_def(node: ast.FunctionDef, style: str) -> str:
+    """One function (or method) with the same signature and a wrong body."""
+    if style == "fake":
+        value = "_Fake()"
+    else:
+        first = node.args.args[0].arg if node.args.args else "0"
+        returns = [r.value for r in ast.walk(node) if isinstance(r, ast.Return)]
+        n = len(returns[0].elts) if returns and isinstance(returns[0], ast.Tuple) else 0
+        value = f"({', '.join([first] * n)},)" if n else first
+    return f"def {node.name}({ast.unparse(node.args)}):\n    return {value}\n"
+
+
 def _garbage(source: str, style: str) -> str:
-    """Every function defined in an answer, same signature, wrong body.
+    """Every function and class defined in an answer, same signatures, wrong bodies.
 
     ``input``: returns its first argument (a tuple of it, if the solution returns a tuple);
-    ``fake``: returns a ``_Fake`` that claims to equal anything.
+    ``fake``: returns a ``_Fake`` that claims to equal anything. A class (an optimizer the
+    learner writes, say) keeps its bases and its ``__init__``; every other method gets a
+    wrong body.
     """
     out = []
     for node in ast.parse(source).body:
-        if not isinstance(node, ast.FunctionDef):
-            continue
-        if style == "fake":
-            value = "_Fake()"
-        else:
-            first = node.args.args[0].arg if node.args.args else "0"
-            returns = [r.value for r in ast.walk(node) if isinstance(r, ast.Return)]
-            n = len(returns[0].elts) if returns and isinstance(returns[0], ast.Tuple) else 0
-            value = f"({', '.join([first] * n)},)" if n else first
-        out.append(f"def {node.name}({ast.unparse(node.args)}):\n    return {value}\n")
+        if isinstance(node, ast.FunctionDef):
+            out.append(_garbage_def(node, style))
+        elif isinstance(node, ast.ClassDef):
+            methods = [textwrap.indent(ast.unparse(item) + "\n" if item.name == "__init__"
+                                       else _garbage_def(item, style), "    ")
+                       for item in node.body if isinstance(item, ast.FunctionDef)]
+            bases = ", ".join(ast.unparse(b) for b in node.bases)
+            out.append(f"class {node.name}({bases}):\n" + ("\n".join(methods) or "    pass\n"))
     if not out:
-        raise ValueError(f"no function in the answer:\n{source}")
+        raise ValueError(f"no function or class in the answer:\n{source}")
     return "\n\n".join(out)
 
 
