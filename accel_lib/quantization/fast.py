@@ -149,13 +149,14 @@ def _onednn_kernel(layer: _Layer, split: bool) -> Kernel:
     w, w_scale, bias = _packed_args(layer, split)
     packed = torch.ops.onednn.qlinear_prepack(w, None)
     w_scale, w_zp = w_scale.float(), torch.zeros(w.shape[0], dtype=torch.int64)
-    scale, offset = float(qp.scale), -qp.qmin  # uint8 codes q - qmin in [0, qmax - qmin]
+    offset = -qp.qmin  # uint8 codes q - qmin in [0, qmax - qmin]
+    scale, zero_point = float(qp.scale), int(qp.zero_point) + offset
 
     def run(x: torch.Tensor) -> torch.Tensor:
         u = _codes(x, qp, offset, torch.uint8)
-        y = torch.ops.onednn.qlinear_pointwise(u, scale, int(qp.zero_point) + offset, packed,
-                                               w_scale, w_zp, bias, 1.0, 0, torch.float32,
-                                               "none", [], "")
+        y = torch.ops.onednn.qlinear_pointwise.default(
+            u, scale, zero_point, packed, w_scale, w_zp, bias, 1.0, 0, torch.float32, "none",
+            [], "")
         return _fold(y, channels)
 
     return run
@@ -186,7 +187,7 @@ def _fbgemm_kernel(layer: _Layer, split: bool) -> Kernel:
         x = x.to(torch.float32)
         if not full and (lo < low or hi > high):
             x = x.clamp(low, high)
-        y = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(
+        y = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32.default(
             x, scale, zero_point, packed)
         return _fold(y, channels)
 

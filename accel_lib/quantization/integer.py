@@ -200,9 +200,9 @@ class IntLinear(nn.Module):
 
     def _kernel(self, name: str) -> Kernel:
         """The packed kernel for ``name``, rebuilt whenever a buffer or the qparams changed."""
-        stamp = (id(self.act_qparams),) + tuple(
-            (t.data_ptr(), t._version, t.device) for t in
-            (self.weight_q, self.weight_scale, self.bias_q, self.acc_scale))
+        stamp = (id(self.act_qparams),) + tuple(  # in-place changes bump _version
+            (id(t), t._version) for t in (self.weight_q, self.weight_scale, self.bias_q,
+                                          self.acc_scale))
         cached = self._kernels.get(name)
         if cached is None or cached[0] != stamp:
             cached = self._kernels[name] = (stamp, build_int8_kernel(name, self))
@@ -217,20 +217,21 @@ class IntLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         rows = x.reshape(-1, x.shape[-1])
-        if self.backend != "reference" and rows.device.type == "cpu":
-            name = resolve_int8_backend(self.backend, rows.shape[0], self.act_qparams.bits)
+        if self.backend != "reference" and rows.device.type == "cpu" and rows.shape[0] > 0:
+            name = self.backend if self.backend != "auto" else resolve_int8_backend(
+                "auto", rows.shape[0], self.act_qparams.bits)
             if name != "reference":
                 y = self._kernel(name)(rows.detach().contiguous())
                 if self.out_qparams is not None:  # float rounding: within one code of requantize
                     y = dequantize(quantize(y, self.out_qparams), self.out_qparams)
-                return y.reshape(*lead, -1)
+                return y.reshape(*lead, y.shape[-1])
         acc = self.accumulate(rows)
         if self.out_qparams is None:
             y = acc.float() * self.acc_scale
         else:
             q_y = requantize(acc, self.m0, self.shift, int(self.out_qparams.zero_point))
             y = dequantize(q_y, self.out_qparams)
-        return y.reshape(*lead, -1)
+        return y.reshape(*lead, y.shape[-1])
 
 
 class IntConv2d(nn.Module):
