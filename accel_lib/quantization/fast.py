@@ -114,17 +114,24 @@ def _fold(y: torch.Tensor, channels: int) -> torch.Tensor:
     return y[:, :channels] + y[:, channels:] if y.shape[1] != channels else y
 
 
-def _packed_args(layer: _Layer, split: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Weights, per-channel weight scales and float bias for a packed kernel.
+def _rescale(acc: torch.Tensor, layer: _Layer) -> torch.Tensor:
+    """The reference's epilogue on an integer-valued float accumulator (bias not included):
+    ``(acc + b_q) * s_x s_w``. Every integer below 2^24 is exact in float32, so this gives
+    the reference's float32 numbers bit for bit for such sums."""
+    return (acc + layer.bias_q.float()) * layer.acc_scale
 
-    The float bias is the int32 bias times the accumulator scale, so that the kernel adds
-    what the reference adds (``round(b / (s_x s_w))`` units, not ``b``)."""
-    w = _split(layer.weight_q) if split else layer.weight_q
-    bias = layer.bias_q.double() * layer.acc_scale.double()
-    if split:
-        bias = torch.cat([bias, torch.zeros_like(bias)])
-    return w, layer.weight_scale.double().repeat(w.shape[0] // layer.weight_q.shape[0]), \
-        bias.float()
+
+def _fbgemm_pack(w: torch.Tensor, scales: torch.Tensor,
+                 bias: torch.Tensor | None) -> torch.ScriptObject:
+    previous = torch.backends.quantized.engine
+    with _quiet():
+        q_w = torch._make_per_channel_quantized_tensor(
+            w, scales.double(), torch.zeros(w.shape[0], dtype=torch.int64), 0)
+        try:
+            torch.backends.quantized.engine = "fbgemm"
+            return torch.ops.quantized.linear_prepack(q_w, bias)
+        finally:
+            torch.backends.quantized.engine = previous
 
 
 def _int_mm_kernel(layer: _Layer, split: bool) -> Kernel:
@@ -139,57 +146,62 @@ def _int_mm_kernel(layer: _Layer, split: bool) -> Kernel:
 
     def run(x: torch.Tensor) -> torch.Tensor:
         acc = _fold(torch._int_mm(_codes(x, qp, offset, torch.int8), w_t), channels)
-        return (acc + correction).float() * acc_scale
+        return (acc + correction).float() * acc_scale  # the reference's arithmetic exactly
 
     return run
 
 
 def _onednn_kernel(layer: _Layer, split: bool) -> Kernel:
     qp, channels = layer.act_qparams, layer.weight_q.shape[0]
-    w, w_scale, bias = _packed_args(layer, split)
+    w = _split(layer.weight_q) if split else layer.weight_q
     packed = torch.ops.onednn.qlinear_prepack(w, None)
-    w_scale, w_zp = w_scale.float(), torch.zeros(w.shape[0], dtype=torch.int64)
+    ones, zeros = torch.ones(w.shape[0]), torch.zeros(w.shape[0], dtype=torch.int64)
     offset = -qp.qmin  # uint8 codes q - qmin in [0, qmax - qmin]
-    scale, zero_point = float(qp.scale), int(qp.zero_point) + offset
+    zero_point = int(qp.zero_point) + offset
 
     def run(x: torch.Tensor) -> torch.Tensor:
         u = _codes(x, qp, offset, torch.uint8)
-        y = torch.ops.onednn.qlinear_pointwise.default(
-            u, scale, zero_point, packed, w_scale, w_zp, bias, 1.0, 0, torch.float32, "none",
-            [], "")
-        return _fold(y, channels)
+        # unit scales: oneDNN returns the int32 accumulator (q - z) q_w^T as float32
+        acc = torch.ops.onednn.qlinear_pointwise.default(
+            u, 1.0, zero_point, packed, ones, zeros, None, 1.0, 0, torch.float32, "none", [], "")
+        return _rescale(_fold(acc, channels), layer)
 
     return run
 
 
 def _fbgemm_kernel(layer: _Layer, split: bool) -> Kernel:
     qp, channels = layer.act_qparams, layer.weight_q.shape[0]
-    w, w_scale, bias = _packed_args(layer, split)
-    previous = torch.backends.quantized.engine
-    with _quiet():
-        q_w = torch._make_per_channel_quantized_tensor(
-            w, w_scale, torch.zeros(w.shape[0], dtype=torch.int64), 0)
-        try:
-            torch.backends.quantized.engine = "fbgemm"
-            packed = torch.ops.quantized.linear_prepack(q_w, bias)
-        finally:
-            torch.backends.quantized.engine = previous
-    scale, zero_point = float(qp.scale), int(qp.zero_point) - qp.qmin  # uint8 codes q - qmin
+    z = int(qp.zero_point)
+    linear = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32.default
+    if split:
+        # fed the codes q - z as floats with unit scales, fbgemm returns the two int32 halves
+        # of the accumulator as exact floats; their sum is exact too (no cancellation error)
+        w = _split(layer.weight_q)
+        packed = _fbgemm_pack(w, torch.ones(w.shape[0]), None)
+
+        def run_split(x: torch.Tensor) -> torch.Tensor:
+            centred = _codes(x, qp, -z, torch.float32)  # q - z, as floats
+            return _rescale(_fold(linear(centred, 1.0, z - qp.qmin, packed), channels), layer)
+
+        return run_split
+
+    # plain: fbgemm quantizes x itself, round(x * (1/s)) + z as quantize() does (the probe
+    # checks it, ties included), and rescales in float: the reference's numbers to float
+    # rounding (one ulp of the output), with the float bias b_q s_x s_w
+    bias = (layer.bias_q.double() * layer.acc_scale.double()).float()
+    packed = _fbgemm_pack(layer.weight_q, layer.weight_scale, bias)
+    scale, zero_point = float(qp.scale), z - qp.qmin  # uint8 codes q - qmin
     # fbgemm clips its codes to [0, 255]; inputs outside a narrower range are clipped first,
     # in real values (x = (qmax - z) s comes back as code qmax exactly)
     full = qp.qmax - qp.qmin == 255
-    low, high = ((qp.qmin - int(qp.zero_point)) * scale, (qp.qmax - int(qp.zero_point)) * scale)
+    low, high = (qp.qmin - z) * scale, (qp.qmax - z) * scale
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        # fbgemm quantizes x itself as quantize() does, round(x * (1/s)) + z: the exactness
-        # probe checks it, ties included
         lo, hi = _finite_range(x)
         x = x.to(torch.float32)
         if not full and (lo < low or hi > high):
             x = x.clamp(low, high)
-        y = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32.default(
-            x, scale, zero_point, packed)
-        return _fold(y, channels)
+        return linear(x, scale, zero_point, packed)
 
     return run
 
