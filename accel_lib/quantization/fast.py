@@ -24,7 +24,7 @@ exact, but twice the work. With 7-bit activations (``QuantConfig(act_bits=7)``, 
 split is never used.
 
 ``backend="auto"`` takes the fastest exact one, measured once per process and activation
-width on one ``512 -> 512`` layer at batch 1 and 64: :func:`int8_backend_report`.
+width on one ``1024 -> 1024`` layer at batch 1 and 64: :func:`int8_backend_report`.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import statistics
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -62,7 +63,7 @@ KERNELS = ("int_mm", "onednn", "fbgemm")  # "reference" is IntLinear's own path
 INT8_BACKENDS = ("reference", *KERNELS, "auto")
 SMALL_BATCH = 8  # auto runs batches below this with the batch-1 winner, others the batch-64 one
 _TIMED_BATCHES = (1, 64)
-_TIMED_SHAPE = (512, 512)  # (in_features, out_features) of the timed layer
+_TIMED_SHAPE = (1024, 1024)  # (in_features, out_features) of the timed layer
 
 # A kernel: float rows x (N, K) -> float32 (N, C) = acc_scale * ((q_x - z_x) q_w^T + b_q).
 Kernel = Callable[[torch.Tensor], torch.Tensor]
@@ -391,14 +392,29 @@ def int8_backend_report(act_bits: int = 8, *, refresh: bool = False) -> Int8Back
     (``refresh=True`` measures again).
 
     Every kernel is first checked for exact numbers on a worst-case probe (and split where
-    it saturates); then one ``IntLinear`` (512 -> 512, ``act_bits``-bit activations) is timed
-    with every exact backend, and ``nn.Linear`` in fp32, at batch 1 and 64. It takes about a
-    tenth of a second, a few seconds where ``torch._int_mm`` is a plain loop (AVX2-only CPUs).
+    it saturates); then one ``IntLinear`` (1024 -> 1024, ``act_bits``-bit activations) is
+    timed with every exact backend, side by side with ``nn.Linear`` in fp32, at batch 1 and
+    64. It takes under a second, longer where ``torch._int_mm`` is a plain loop (AVX2-only
+    CPUs: the reference path's speed there).
     """
     check_int(act_bits, "act_bits", 2, 8)
     if act_bits not in _REPORTS or refresh:
         _REPORTS[act_bits] = _measure(act_bits)
     return _REPORTS[act_bits]
+
+
+def _interleaved_ms(fns: dict[str, Callable[[], object]], rounds: int = 7) -> dict[str, float]:
+    """Median ms per call of each callable, sampled round-robin (as ``bench.compare`` does
+    for two) so that a change in the machine's load affects every candidate alike."""
+    calls = {}
+    for name, fn in fns.items():  # warm up, then enough calls for a sample of >= 1 ms
+        once = time_fn(fn, warmup=2, repeats=1, number=1).median_ms
+        calls[name] = min(1000, max(1, math.ceil(1.0 / max(once, 1e-4))))
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            samples[name] += time_fn(fn, warmup=0, repeats=1, number=calls[name]).samples_ms
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def _measure(act_bits: int) -> Int8BackendReport:
@@ -407,30 +423,26 @@ def _measure(act_bits: int) -> Int8BackendReport:
     k, c = _TIMED_SHAPE
     gen = torch.Generator().manual_seed(0)
     linear = torch.nn.Linear(k, c)
-    xs = {b: torch.randn(b, k, generator=gen) for b in _TIMED_BATCHES}
     qmin, qmax = quant_range(act_bits, signed=True)
     act = QParams(torch.tensor(8.0 / (qmax - qmin)), torch.tensor(0, dtype=torch.int32), qmin,
                   qmax)  # inputs within +-4
-
-    def timed(fn: Callable[[], object]) -> float:
-        return time_fn(fn, warmup=2, repeats=7, min_sample_ms=1.0).median_ms
-
     statuses = [KernelStatus("reference", exact=True, split=False)]
     statuses += [kernel_status(n, qmin, qmax) for n in KERNELS]
-    candidates = []
+    layers = {s.name: IntLinear.from_float(linear, act, backend=s.name)
+              for s in statuses if s.exact}
+    ms: dict[str, dict[int, float]] = {name: {} for name in ["fp32", *layers]}
     with torch.no_grad():
-        fp32 = {b: timed(lambda x=x: linear(x)) for b, x in xs.items()}
-        for status in statuses:
-            ms = {}
-            if status.exact:
-                layer = IntLinear.from_float(linear, act, backend=status.name)
-                ms = {b: timed(lambda x=x, m=layer: m(x)) for b, x in xs.items()}
-            candidates.append(BackendTiming(status.name, status.exact, status.split, ms,
-                                            status.note))
-    chosen = {b: min((cand for cand in candidates if cand.ms), key=lambda cand: cand.ms[b]).name
-              for b in _TIMED_BATCHES}
+        for batch in _TIMED_BATCHES:
+            x = torch.randn(batch, k, generator=gen)
+            fns = {"fp32": lambda x=x: linear(x)}
+            fns |= {name: lambda x=x, m=m: m(x) for name, m in layers.items()}
+            for name, value in _interleaved_ms(fns).items():
+                ms[name][batch] = value
+    candidates = tuple(BackendTiming(s.name, s.exact, s.split, ms.get(s.name, {}), s.note)
+                       for s in statuses)
+    chosen = {b: min(layers, key=lambda name: ms[name][b]) for b in _TIMED_BATCHES}
     return Int8BackendReport(torch.backends.cpu.get_cpu_capability(), torch.get_num_threads(),
-                             act_bits, (k, c), fp32, tuple(candidates), chosen)
+                             act_bits, (k, c), ms["fp32"], candidates, chosen)
 
 
 def check_int8_backend(backend: object) -> str:
