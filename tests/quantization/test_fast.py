@@ -211,9 +211,11 @@ def _saturating_builder(name: str):
 
 @pytest.fixture
 def fresh_probe(monkeypatch):
-    """Isolate the per-process caches from the test's fake kernels."""
+    """Isolate the per-process caches from the test's fake kernels (timed on a small layer:
+    the fakes are slow)."""
     fast._status.cache_clear()
     monkeypatch.setattr(fast, "_REPORTS", {})
+    monkeypatch.setattr(fast, "_TIMED_SHAPE", (64, 16))
     yield
     fast._status.cache_clear()
 
