@@ -259,7 +259,62 @@ def check_equal(actual: Any, expected: Any, name: str) -> None:
     except (TypeError, ValueError, RuntimeError, OverflowError) as err:
         raise AssertionError(f"{name}: expected {e!r}, got {_what(actual, err)}") from None
     if not a == e:
-        raise AssertionError(f"{name}: expected {e!r}, got {a!r}")
+        if len(repr(e)) + len(repr(a)) <= 2 * _SHORT:
+            raise AssertionError(f"{name}: expected {e!r}, got {a!r}")
+        raise AssertionError(f"{name}: {_difference(a, e)}")
+
+
+_SHORT = 120  # characters of a value a message quotes whole; longer ones are pointed into
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHORT else text[:_SHORT - 4] + " ..."
+
+
+def _leaves(plain: Any) -> list[Any] | None:
+    """The flat values of a nested list of scalars (None if it is not one)."""
+    if type(plain) is not list and type(plain) is not tuple:
+        return [plain]
+    out: list[Any] = []
+    for v in plain:
+        inner = _leaves(v)
+        if inner is None or (type(v) is dict):
+            return None
+        out += inner
+    return out
+
+
+def _difference(a: Any, e: Any, where: str = "") -> str:
+    """Where two unequal plain values first differ, in a line: key or index, expected vs got."""
+    at = f" at {where}" if where else ""
+    if type(a) is dict and type(e) is dict:
+        if sorted(map(repr, a)) != sorted(map(repr, e)):
+            keys_e, keys_a = _short(sorted(e, key=repr)), _short(sorted(a, key=repr))
+            return f"expected keys {keys_e}, got {keys_a}{at}"
+        for k in e:
+            if not a[k] == e[k]:
+                return _difference(a[k], e[k], f"{where}[{k!r}]")
+    seq = (list, tuple)
+    if type(a) in seq and type(e) in seq:
+        try:
+            a_shape, e_shape = _shape(a), _shape(e)
+        except ValueError:
+            a_shape = e_shape = None
+        if a_shape is not None and a_shape != e_shape:
+            return f"expected shape {e_shape}, got {a_shape}{at}"
+        flat_a, flat_e = _leaves(a), _leaves(e)
+        if a_shape is not None and flat_a is not None and flat_e is not None:
+            bad = [i for i, (x, y) in enumerate(zip(flat_a, flat_e, strict=True)) if not x == y]
+            i = bad[0]
+            return (f"{len(bad)} of {len(flat_e)} values differ{at}; first at index "
+                    f"{_index(i, e_shape)}: expected {flat_e[i]!r}, got {flat_a[i]!r}")
+        if len(a) != len(e):
+            return f"expected {len(e)} items, got {len(a)}{at}"
+        for i, (x, y) in enumerate(zip(a, e, strict=True)):
+            if not x == y:
+                return _difference(x, y, f"{where}[{i}]")
+    return f"expected {_short(e)}, got {_short(a)}{at}"
 
 
 # --- the grader's references -------------------------------------------------------------

@@ -1,21 +1,24 @@
-"""Seeds and devices: the two helpers every notebook calls first.
+"""Seeds, devices and CPUs: the helpers every notebook calls first.
 
 `set_seed` is the one place the course fixes randomness; `get_device` picks the fastest
 device present (cuda -> mps -> cpu); `synchronize` waits for queued device work, which is
-what makes a GPU timing honest.
+what makes a GPU timing honest; `usable_cpus` says how many threads this process can really
+run at once (the CPU quota of a container, not the host's core count).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ._validate import check_int
 
-__all__ = ["set_seed", "get_device", "synchronize", "available_devices"]
+__all__ = ["set_seed", "get_device", "synchronize", "available_devices", "usable_cpus"]
 
 _DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
 
@@ -97,3 +100,111 @@ def synchronize(device: torch.device | str | None = None) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
+
+
+# Where Linux exposes the control groups; module attributes so tests can point them elsewhere.
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
+_PROC_SELF_CGROUP = Path("/proc/self/cgroup")
+_V1_CPU_DIRS = ("cpu", "cpu,cpuacct", "cpuacct,cpu")
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _quota_cpus(quota: str, period: str) -> float | None:
+    """CPUs granted by ``quota`` microseconds of CPU time per ``period`` (None: unlimited)."""
+    try:
+        quota_us, period_us = int(quota), int(period)
+    except ValueError:  # "max" (v2) or garbage: no limit
+        return None
+    if quota_us <= 0 or period_us <= 0:  # -1 (v1): no limit
+        return None
+    return quota_us / period_us
+
+
+def _own_dirs(mount: Path, cgroup_path: str) -> list[Path]:
+    """The process's cgroup directory under ``mount`` and its ancestors up to ``mount``.
+
+    Inside a container the cgroup namespace usually makes the path ``/`` (the mount is the
+    container's own group); without one the host's path may not exist under the mount, and
+    then the mount itself is the group to read.
+    """
+    dirs = [mount]
+    parts = [p for p in cgroup_path.strip().split("/") if p]
+    for i in range(1, len(parts) + 1):
+        candidate = mount.joinpath(*parts[:i])
+        if not candidate.is_dir():
+            break
+        dirs.append(candidate)
+    return dirs
+
+
+def _group_cpus(directory: Path, version: int) -> float | None:
+    """The CPU quota set on one cgroup directory, in CPUs (None: none set or unreadable)."""
+    if version == 2:  # cpu.max: "<quota_us> <period_us>" or "max <period_us>"
+        fields = (_read(directory / "cpu.max") or "").split()
+        return _quota_cpus(*fields) if len(fields) == 2 else None
+    quota, period = _read(directory / "cpu.cfs_quota_us"), _read(directory / "cpu.cfs_period_us")
+    return _quota_cpus(quota, period) if quota and period else None
+
+
+def _cgroup_cpu_limit(root: Path = _CGROUP_ROOT,
+                      proc_self_cgroup: Path = _PROC_SELF_CGROUP) -> float | None:
+    """The tightest CPU quota of this process's control groups, in CPUs (None: no quota).
+
+    ``proc_self_cgroup`` lists the process's groups, one ``id:controllers:path`` per line:
+    ``0::path`` is cgroup v2 (``cpu.max``), a line whose controllers include ``cpu`` is
+    cgroup v1 (``cpu.cfs_quota_us`` over ``cpu.cfs_period_us``, ``-1`` = no limit). A quota
+    on an ancestor group applies too, so the smallest one found wins.
+    """
+    text = _read(proc_self_cgroup)
+    if text is None:
+        return None
+    limits = []
+    for line in text.splitlines():
+        fields = line.split(":", 2)
+        if len(fields) != 3:
+            continue
+        hierarchy, controllers, path = fields
+        if hierarchy == "0" and controllers == "":
+            version, mounts = 2, [root / "unified", root]  # hybrid systems mount v2 at unified/
+        elif "cpu" in controllers.split(","):
+            version, mounts = 1, [root / name for name in _V1_CPU_DIRS]
+        else:
+            continue
+        mount = next((m for m in mounts if m.is_dir()), None)
+        if mount is None:
+            continue
+        for directory in _own_dirs(mount, path):
+            cpus = _group_cpus(directory, version)
+            if cpus is not None:
+                limits.append(cpus)
+    return min(limits) if limits else None
+
+
+def usable_cpus() -> int:
+    """How many CPUs this process can really use at once: the thread count worth asking for.
+
+    ``os.cpu_count()`` counts the host's cores. A container (Binder, CI, a cluster job) may
+    be pinned to fewer (CPU affinity) or given a share of time (a cgroup CPU quota: 1.5
+    CPUs = 150 ms of CPU time per 100 ms); more threads than that only queue for the
+    same CPUs and run *slower*. This returns the smallest of
+
+    * the CPUs the process may run on, ``len(os.sched_getaffinity(0))`` (Linux),
+    * the cgroup CPU quota (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us / cpu.cfs_period_us``),
+      rounded up (a fractional quota still lets that many threads make progress),
+
+    falling back to ``os.cpu_count()`` where neither exists (macOS, Windows). At least 1.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_cpu_limit(_CGROUP_ROOT, _PROC_SELF_CGROUP)
+    if quota is not None:
+        cpus = min(cpus, math.ceil(quota))
+    return max(1, cpus)

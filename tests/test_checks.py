@@ -32,6 +32,31 @@ def test_check_equal_and_shape():
         check_shape([1, 2], (3,), "t")
 
 
+
+def _message(actual, expected) -> str:
+    with pytest.raises(AssertionError) as err:
+        check_equal(actual, expected, "masks")
+    return str(err.value)
+
+
+def test_check_equal_points_into_large_values_instead_of_dumping_them():
+    big = {"conv": torch.ones(8, 3, 3, 3, dtype=torch.bool),
+           "fc": torch.ones(10, 64, dtype=torch.bool)}
+    wrong = {"conv": big["conv"].clone(), "fc": big["fc"].clone()}
+    wrong["fc"][2, 5] = False
+    msg = _message(wrong, big)
+    assert msg == ("masks: 1 of 640 values differ at ['fc']; first at index (2, 5): "
+                   "expected True, got False")
+    assert "expected keys ['conv', 'fc'], got ['conv']" in _message({"conv": big["conv"]}, big)
+    assert _message(torch.zeros(50, 3), torch.zeros(3, 50)).endswith(
+        "expected shape (3, 50), got (50, 3)")
+    long_text = _message("a" * 1000, "b" * 1000)
+    assert len(long_text) < 300 and long_text.count(" ...") == 2
+    assert _message([[1, 2], [3]] * 40, [[1, 2], [4]] * 40) == (
+        "masks: 1 of 1 values differ at [1]; first at index (0,): expected 4, got 3")
+    # small values are still quoted whole
+    assert _message([1, 2], [1, 3]) == "masks: expected [1, 3], got [1, 2]"
+
 # --- what a submission cannot switch off (accel_lib.checks' docstring) ----------------------
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from tools.course import (
     nbgrader,
     release_diff,
     scratch_course,
+    submit,
 )
 from tools.grading import html_text, secret_lines
 
@@ -68,19 +68,13 @@ def test_released_notebooks_hide_solutions_and_hidden_tests(assignment):
     assert "raise NotImplementedError()" in text
 
 
-def _submit(course: Path, student: str, assignment: str, source_dir: Path) -> Path:
-    dest = course / "submitted" / student / assignment
-    shutil.copytree(source_dir, dest)
-    return dest / f"{assignment}.ipynb"
-
-
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_grading_round_trip(assignment, tmp_path):
     """Release; submit the full solution and the untouched release; autograde; feedback."""
     course = scratch_course(tmp_path, assignment)
     released = generate(course, assignment)
-    _submit(course, "full", assignment, SOLUTIONS / assignment)
-    _submit(course, "blank", assignment, released)
+    submit(course, "full", assignment, SOLUTIONS / assignment)
+    submit(course, "blank", assignment, released)
     log = nbgrader(course, "autograde", assignment)
     # no test cell was edited: no warning (stock nbgrader warns for each, hidden tests)
     log = log.stdout + log.stderr
@@ -121,7 +115,7 @@ def test_hostile_submission_cannot_stall_or_fool_the_grader(tmp_path):
     assignment = "00_measuring_speed"
     course = scratch_course(tmp_path, assignment)
     generate(course, assignment)
-    path = _submit(course, "hostile", assignment, SOLUTIONS / assignment)
+    path = submit(course, "hostile", assignment, SOLUTIONS / assignment)
     nb = json.loads(path.read_text())
     for cell in nb["cells"]:
         grade_id = cell["metadata"].get("nbgrader", {}).get("grade_id")

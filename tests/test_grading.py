@@ -95,6 +95,14 @@ CHEATS = [
     ("import importlib, accel_lib\nimportlib.reload(accel_lib)", 2, "reloads modules"),
     ("exec('import numpy; numpy.isclose = max')", 1, "dynamic code"),
     ("check_close = check_equal = lambda *a, **k: None", 1, "shadows a checker"),
+    ("import sys\nexpected = sys._getframe(1).f_locals['ref']", 2, "reads the caller"),
+    ("import inspect as i\nframe = i.currentframe()", 2, "reads the caller"),
+    ("import inspect\nouter = inspect.stack()[1]", 2, "reads the caller"),
+    ("def f():\n    try:\n        1 / 0\n    except Exception as e:\n"
+     "        return e.__traceback__.tb_frame.f_back", 5, "reads the caller"),
+    ("import gc\nobjs = gc.get_objects()", 2, "reads the caller"),
+    ("from gc import get_referrers", 1, "reads the caller"),
+    ("import sys\nsys.setprofile(print)", 2, "sys.modules"),
 ]
 
 

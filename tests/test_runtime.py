@@ -1,3 +1,4 @@
+import os
 import random
 
 import numpy as np
@@ -61,3 +62,89 @@ def test_check_int_names_the_parameter_and_range():
             (2.0, 1, TypeError, "rank must be a positive int, got float 2.0")]:
         with pytest.raises(error, match=message):
             check_int(bad, "rank", minimum=minimum)
+
+
+# usable_cpus: the CPU quota, from fake /sys/fs/cgroup trees (tmp_path), never the host's.
+
+def _fake_cgroups(tmp_path, proc_lines, files):
+    root = tmp_path / "cgroup"
+    root.mkdir()
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+    proc = tmp_path / "proc_self_cgroup"
+    proc.write_text("\n".join(proc_lines) + "\n")
+    return root, proc
+
+
+@pytest.mark.parametrize("proc_lines, files, expected", [
+    # cgroup v2 inside a container (cgroup namespace: path "/")
+    (["0::/"], {"cpu.max": "150000 100000"}, 1.5),
+    (["0::/"], {"cpu.max": "max 100000"}, None),
+    (["0::/"], {"cpu.max": "200000 50000"}, 4.0),
+    # v2 without a namespace: the process's group and its parents; the tightest wins
+    (["0::/user.slice/job"], {"cpu.max": "max 100000", "user.slice/cpu.max": "300000 100000",
+                              "user.slice/job/cpu.max": "100000 100000"}, 1.0),
+    (["0::/user.slice/job"], {"cpu.max": "50000 100000", "user.slice/job/cpu.max": "max 100000"},
+     0.5),
+    # v2, the host path is not under the mount: the mount is the process's own group
+    (["0::/system.slice/docker-abc.scope"], {"cpu.max": "200000 100000"}, 2.0),
+    # v1: cfs quota over period, -1 = unlimited; the controller directory varies
+    (["4:cpu,cpuacct:/", "3:memory:/"], {"cpu,cpuacct/cpu.cfs_quota_us": "250000",
+                                         "cpu,cpuacct/cpu.cfs_period_us": "100000"}, 2.5),
+    (["1:cpu:/"], {"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000"}, None),
+    (["2:cpuacct,cpu:/docker/x"], {"cpuacct,cpu/docker/x/cpu.cfs_quota_us": "100000",
+                                   "cpuacct,cpu/docker/x/cpu.cfs_period_us": "100000"}, 1.0),
+    # hybrid: v1 controllers plus v2 at unified/ (no cpu controller there)
+    (["1:cpu:/", "0::/"], {"cpu/cpu.cfs_quota_us": "50000", "cpu/cpu.cfs_period_us": "100000",
+                           "unified/cgroup.procs": ""}, 0.5),
+    # nothing readable, or garbage: no quota
+    (["0::/"], {}, None),
+    (["0::/"], {"cpu.max": "lots"}, None),
+    (["not a cgroup line"], {"cpu.max": "100000 100000"}, None),
+    (["5:memory:/"], {"memory/memory.limit_in_bytes": "1"}, None),
+])
+def test_cgroup_cpu_limit_reads_v1_and_v2_quotas(tmp_path, proc_lines, files, expected):
+    from accel_lib.runtime import _cgroup_cpu_limit
+
+    root, proc = _fake_cgroups(tmp_path, proc_lines, files)
+    assert _cgroup_cpu_limit(root, proc) == expected
+
+
+def test_cgroup_cpu_limit_without_proc_file_is_none(tmp_path):
+    from accel_lib.runtime import _cgroup_cpu_limit
+
+    assert _cgroup_cpu_limit(tmp_path, tmp_path / "missing") is None
+
+
+@pytest.mark.parametrize("affinity, quota_line, cpu_count, expected", [
+    ({0, 1, 2, 3, 4, 5, 6, 7}, "200000 100000", 64, 2),  # Binder-like: quota 2 of a big host
+    ({0, 1, 2, 3, 4, 5, 6, 7}, "150000 100000", 64, 2),  # a fractional quota rounds up
+    ({0, 1, 2, 3, 4, 5, 6, 7}, "10000 100000", 64, 1),   # never below 1
+    ({3, 5}, "max 100000", 64, 2),                       # pinned to two CPUs, no quota
+    ({0, 1, 2, 3}, "800000 100000", 64, 4),              # quota above the affinity
+    (None, "max 100000", 6, 6),                          # no sched_getaffinity (macOS)
+    (None, "200000 100000", 6, 2),
+    (None, "max 100000", None, 1),                       # os.cpu_count() unknown
+])
+def test_usable_cpus_is_the_smallest_of_affinity_and_quota(tmp_path, monkeypatch, affinity,
+                                                          quota_line, cpu_count, expected):
+    from accel_lib import runtime
+
+    root, proc = _fake_cgroups(tmp_path, ["0::/"], {"cpu.max": quota_line})
+    monkeypatch.setattr(runtime, "_CGROUP_ROOT", root)
+    monkeypatch.setattr(runtime, "_PROC_SELF_CGROUP", proc)
+    if affinity is None:
+        monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    else:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(affinity))
+    monkeypatch.setattr(os, "cpu_count", lambda: cpu_count)
+    assert runtime.usable_cpus() == expected
+
+
+def test_usable_cpus_on_this_machine_is_within_the_core_count():
+    from accel_lib.runtime import usable_cpus
+
+    cpus = usable_cpus()
+    assert isinstance(cpus, int) and 1 <= cpus <= (os.cpu_count() or cpus)

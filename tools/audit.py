@@ -21,6 +21,10 @@ Cells the student left as released are skipped, and so are cells that are not va
 * ``patches IPython``     ``get_ipython()`` beyond running magics: attributes set on it, its
                           event hooks, input/AST transformers, custom exception handlers;
 * ``reloads modules``     ``importlib.reload``;
+* ``reads the caller``    introspection that reaches the test's own values: stack frames
+                          (``sys._getframe``, ``inspect.currentframe``/``stack``/``trace``,
+                          ``.f_back``, ``.f_locals``, ``.tb_frame``) and the garbage
+                          collector (``gc.get_objects``, ``gc.get_referrers``...);
 * ``dynamic code``        ``exec``, ``eval``, ``compile``, ``__import__``, ``ctypes``;
 * ``file outside``        a path outside the submission: ``..``, an absolute or ``~`` path,
                           or a course folder (``solutions/``, ``gradebook.db``, ``autograded``,
@@ -76,6 +80,10 @@ IPYTHON_MAGIC_CALLS = {"run_line_magic", "run_cell_magic", "system", "getoutput"
 CHECKER_MODULES = ("accel_lib.checks", "numpy.testing", "torch.testing", "unittest")
 CHECKER_FUNCS = {"isclose", "allclose", "assert_close", "array_equal", "assert_allclose"}
 DYNAMIC = {"exec", "eval", "compile", "__import__"}
+# Ways to read the calling test's locals or every live object: an answer never needs them.
+FRAME_ATTRS = {"f_back", "f_locals", "f_globals", "tb_frame", "gi_frame", "cr_frame"}
+INTROSPECTION = {"sys._getframe", "sys._current_frames", "inspect.currentframe", "inspect.stack",
+                 "inspect.trace", "inspect.getouterframes", "inspect.getinnerframes"}
 WALK_OUT = {"parent", "parents", "pardir", "chdir", "home", "expanduser"}
 COURSE_FOLDERS = {"solutions", "autograded", "submitted", "feedback", "gradebook.db", ".exchange",
                   "nbgrader_config.py"}
@@ -182,6 +190,11 @@ class _Scanner(ast.NodeVisitor):
             else:
                 return isinstance(node, ast.Name) and node.id in self.ipython
 
+    def _introspects(self, node: ast.Attribute) -> bool:
+        """``sys._getframe``, ``inspect.stack``, any attribute of the ``gc`` module."""
+        path = self._imported_path(node)
+        return path is not None and (path in INTROSPECTION or path.startswith("gc."))
+
     def _is_sys(self, node: ast.AST, attrs: set[str]) -> bool:
         return (isinstance(node, ast.Attribute) and node.attr in attrs
                 and isinstance(node.value, ast.Name)
@@ -284,6 +297,9 @@ class _Scanner(ast.NodeVisitor):
             self.flag(node, "sys.modules")
         if node.module == "importlib" and any(a.name == "reload" for a in node.names):
             self.flag(node, "reloads modules")
+        if node.module == "gc" or any(f"{node.module}.{a.name}" in INTROSPECTION
+                                      for a in node.names):
+            self.flag(node, "reads the caller")
         if (node.module or "").split(".")[0] == "ctypes":
             self.flag(node, "dynamic code")
         self.generic_visit(node)
@@ -301,6 +317,9 @@ class _Scanner(ast.NodeVisitor):
             self.flag(node, "builtins")
         elif node.attr in WALK_OUT:
             self.flag(node, "file outside")
+        elif node.attr in FRAME_ATTRS or self._introspects(node):
+            self.flag(node, "reads the caller")
+            return
         elif node.attr == "reload" and (_dotted(node) or [""])[0] in self.modules and \
                 self.modules[(_dotted(node) or [""])[0]].startswith(("importlib", "imp")):
             self.flag(node, "reloads modules")

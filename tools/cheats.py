@@ -22,10 +22,17 @@ from __future__ import annotations
 
 import ast
 import json
-import shutil
 from pathlib import Path
 
-from tools.course import SOLUTIONS, Score, autograded_scores, generate, nbgrader, scratch_course
+from tools.course import (
+    SOLUTIONS,
+    Score,
+    autograded_scores,
+    generate,
+    nbgrader,
+    scratch_course,
+    submit,
+)
 
 KINDS = ("checks", "libs", "combined", "reference", "honest")
 
@@ -325,12 +332,7 @@ def grade(workdir: Path, assignment: str, kinds: tuple[str, ...] = KINDS, *,
     course = scratch_course(workdir, assignment)
     generate(course, assignment)
     for kind in kinds:
-        dest = course / "submitted" / kind / assignment
-        dest.mkdir(parents=True)
-        for extra in (SOLUTIONS / assignment).iterdir():  # data files next to the notebook
-            if extra.is_file() and extra.suffix != ".ipynb":
-                shutil.copy(extra, dest)
-        (dest / f"{assignment}.ipynb").write_text(json.dumps(submission(assignment, kind)))
+        submit(course, kind, assignment, submission(assignment, kind))
     try:
         nbgrader(course, "autograde", assignment, f"--Execute.timeout={timeout}")
     except RuntimeError:

@@ -71,6 +71,25 @@ def generate(course: Path, assignment: str) -> Path:
     return course / "notebooks" / assignment
 
 
+def submit(course: Path, student: str, assignment: str, source: Path | dict) -> Path:
+    """Put a submission where ``nbgrader autograde`` looks for it; returns its notebook.
+
+    ``source`` is a folder (copied whole: a release, a solution) or a notebook (a dict),
+    written next to the data files of the assignment's solution folder.
+    """
+    dest = course / "submitted" / student / assignment
+    notebook = dest / f"{assignment}.ipynb"
+    if isinstance(source, Path):
+        shutil.copytree(source, dest, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        return notebook
+    dest.mkdir(parents=True)
+    for extra in (SOLUTIONS / assignment).iterdir():
+        if extra.is_file() and extra.suffix != ".ipynb":
+            shutil.copy(extra, dest)
+    notebook.write_text(json.dumps(source))
+    return notebook
+
+
 def _canonical(path: Path) -> str:
     if path.suffix == ".ipynb":
         return json.dumps(json.loads(path.read_text()), sort_keys=True, indent=1)
