@@ -158,6 +158,12 @@ def conv2d_flops(batch, in_channels, out_channels, kernel_size, out_height, out_
     return 2 * conv2d_macs(batch, in_channels, out_channels, kernel_size, out_height, out_width,
                            groups)
 ''',
+        "ex2b_layer_flops": '''\
+def layer_flops(model, x):
+    from accel_lib.stats import count_flops
+    return {layer.name: layer.flops for layer in count_flops(model, x).layers
+            if layer.kind in ("Linear", "Conv2d")}
+''',
         "ex3_intensity": '''\
 from accel_lib.roofline import matmul_intensity as _intensity
 
