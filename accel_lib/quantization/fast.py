@@ -24,7 +24,8 @@ exact, but twice the work. With 7-bit activations (``QuantConfig(act_bits=7)``, 
 split is never used.
 
 ``backend="auto"`` takes the fastest exact one, measured once per process and activation
-width on one ``1024 -> 1024`` layer at batch 1 and 64: :func:`int8_backend_report`.
+width at batch 1 and 64 on two layers, ``1024 -> 1024 -> 16`` (a big one, where the GEMM
+counts, and a small one, where the per-call overhead does): :func:`int8_backend_report`.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ KERNELS = ("int_mm", "onednn", "fbgemm")  # "reference" is IntLinear's own path
 INT8_BACKENDS = ("reference", *KERNELS, "auto")
 SMALL_BATCH = 8  # auto runs batches below this with the batch-1 winner, others the batch-64 one
 _TIMED_BATCHES = (1, 64)
-_TIMED_SHAPE = (1024, 1024)  # (in_features, out_features) of the timed layer
+_TIMED_WIDTHS = (1024, 1024, 16)  # the timed stack: Linear 1024 -> 1024, then 1024 -> 16
 
 # A kernel: float rows x (N, K) -> float32 (N, C) = acc_scale * ((q_x - z_x) q_w^T + b_q).
 Kernel = Callable[[torch.Tensor], torch.Tensor]
@@ -331,15 +332,16 @@ class Int8BackendReport:
     """What :func:`int8_backend_report` measured on this machine, and what ``"auto"`` runs.
 
     ``candidates`` holds every backend (``"reference"`` included) with its median time per
-    call of one ``IntLinear`` of ``shape`` (in_features, out_features) with ``act_bits``-bit
-    activations, at batch 1 and 64; ``fp32_ms`` the same for ``nn.Linear``; ``chosen`` maps
-    those batch sizes to the fastest exact backend (:meth:`choice` applies it to any batch).
+    call of a stack of ``IntLinear`` layers of ``widths`` (``(1024, 1024, 16)``: 1024 ->
+    1024 -> 16) with ``act_bits``-bit activations, at batch 1 and 64; ``fp32_ms`` the same
+    for ``nn.Linear`` layers; ``chosen`` maps those batch sizes to the fastest exact backend
+    (:meth:`choice` applies it to any batch).
     """
 
     cpu_capability: str
     threads: int
     act_bits: int
-    shape: tuple[int, int]
+    widths: tuple[int, ...]
     fp32_ms: dict[int, float]
     candidates: tuple[BackendTiming, ...]
     chosen: dict[int, str]
@@ -369,8 +371,8 @@ class Int8BackendReport:
         return (f"On this CPU (capability {self.cpu_capability}, {self.threads} thread(s)) "
                 f"the course's int8 layer ({self.act_bits}-bit activations) uses {big}{how}: "
                 f"{self.speedup(big, 64):.2f}x vs fp32 at batch 64, and {small} at batch 1: "
-                f"{self.speedup(small, 1):.2f}x, on one {self.shape[0]}->{self.shape[1]} "
-                f"layer; the from-scratch reference runs at "
+                f"{self.speedup(small, 1):.2f}x, on Linear layers "
+                f"{'->'.join(map(str, self.widths))}; the from-scratch reference runs at "
                 f"{self.speedup('reference', 64):.2f}x at batch 64.")
 
     def table(self) -> str:
@@ -392,10 +394,10 @@ def int8_backend_report(act_bits: int = 8, *, refresh: bool = False) -> Int8Back
     (``refresh=True`` measures again).
 
     Every kernel is first checked for exact numbers on a worst-case probe (and split where
-    it saturates); then one ``IntLinear`` (1024 -> 1024, ``act_bits``-bit activations) is
-    timed with every exact backend, side by side with ``nn.Linear`` in fp32, at batch 1 and
-    64. It takes under a second, longer where ``torch._int_mm`` is a plain loop (AVX2-only
-    CPUs: the reference path's speed there).
+    it saturates); then two ``IntLinear`` layers (1024 -> 1024 -> 16, ``act_bits``-bit
+    activations) are timed with every exact backend, side by side with ``nn.Linear`` in
+    fp32, at batch 1 and 64. It takes under a second, longer where ``torch._int_mm`` is a
+    plain loop (AVX2-only CPUs: the reference path's speed there).
     """
     check_int(act_bits, "act_bits", 2, 8)
     if act_bits not in _REPORTS or refresh:
@@ -420,29 +422,30 @@ def _interleaved_ms(fns: dict[str, Callable[[], object]], rounds: int = 7) -> di
 def _measure(act_bits: int) -> Int8BackendReport:
     from .integer import IntLinear  # integer.py builds its kernels from this module
 
-    k, c = _TIMED_SHAPE
     gen = torch.Generator().manual_seed(0)
-    linear = torch.nn.Linear(k, c)
+    widths = _TIMED_WIDTHS
+    fp32 = torch.nn.Sequential(*(torch.nn.Linear(a, b)
+                                 for a, b in zip(widths[:-1], widths[1:], strict=True)))
     qmin, qmax = quant_range(act_bits, signed=True)
     act = QParams(torch.tensor(8.0 / (qmax - qmin)), torch.tensor(0, dtype=torch.int32), qmin,
                   qmax)  # inputs within +-4
     statuses = [KernelStatus("reference", exact=True, split=False)]
     statuses += [kernel_status(n, qmin, qmax) for n in KERNELS]
-    layers = {s.name: IntLinear.from_float(linear, act, backend=s.name)
+    stacks = {s.name: torch.nn.Sequential(*(IntLinear.from_float(lin, act, backend=s.name)
+                                            for lin in fp32))
               for s in statuses if s.exact}
-    ms: dict[str, dict[int, float]] = {name: {} for name in ["fp32", *layers]}
+    ms: dict[str, dict[int, float]] = {name: {} for name in ["fp32", *stacks]}
     with torch.no_grad():
         for batch in _TIMED_BATCHES:
-            x = torch.randn(batch, k, generator=gen)
-            fns = {"fp32": lambda x=x: linear(x)}
-            fns |= {name: lambda x=x, m=m: m(x) for name, m in layers.items()}
+            x = torch.randn(batch, widths[0], generator=gen)
+            fns = {name: lambda x=x, m=m: m(x) for name, m in [("fp32", fp32), *stacks.items()]}
             for name, value in _interleaved_ms(fns).items():
                 ms[name][batch] = value
     candidates = tuple(BackendTiming(s.name, s.exact, s.split, ms.get(s.name, {}), s.note)
                        for s in statuses)
-    chosen = {b: min(layers, key=lambda name: ms[name][b]) for b in _TIMED_BATCHES}
+    chosen = {b: min(stacks, key=lambda name: ms[name][b]) for b in _TIMED_BATCHES}
     return Int8BackendReport(torch.backends.cpu.get_cpu_capability(), torch.get_num_threads(),
-                             act_bits, (k, c), ms["fp32"], candidates, chosen)
+                             act_bits, widths, ms["fp32"], candidates, chosen)
 
 
 def check_int8_backend(backend: object) -> str:

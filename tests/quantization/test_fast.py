@@ -215,7 +215,7 @@ def fresh_probe(monkeypatch):
     the fakes are slow)."""
     fast._status.cache_clear()
     monkeypatch.setattr(fast, "_REPORTS", {})
-    monkeypatch.setattr(fast, "_TIMED_SHAPE", (64, 16))
+    monkeypatch.setattr(fast, "_TIMED_WIDTHS", (64, 16, 8))
     yield
     fast._status.cache_clear()
 
