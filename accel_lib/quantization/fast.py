@@ -58,6 +58,7 @@ __all__ = [
     "int8_backend_report",
     "check_int8_backend",
     "resolve_int8_backend",
+    "auto_int8_backend",
 ]
 
 KERNELS = ("int_mm", "onednn", "fbgemm")  # "reference" is IntLinear's own path
@@ -88,19 +89,18 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _finite_range(x: torch.Tensor) -> tuple[float, float]:
-    """``(min, max)`` of ``x``. The reference refuses NaN and infinities (``quantize``); so
-    do the kernels, with this one cheap reduction (NaN and infinities reach min or max)."""
-    lo, hi = (float(v) for v in torch.aminmax(x))
-    if not (math.isfinite(lo) and math.isfinite(hi)):
+def _check_finite(x: torch.Tensor) -> None:
+    """The reference refuses NaN and infinities (``quantize``); so do the kernels, with one
+    cheap reduction: NaN and infinities make the sum non-finite (and a sum of finite values
+    that overflows is checked element by element, and passes)."""
+    if not math.isfinite(float(x.sum())):
         check_tensor(x, "x", finite=True)  # raises, with the reference's message
-    return lo, hi
 
 
 def _codes(x: torch.Tensor, qp: QParams, offset: int, dtype: torch.dtype) -> torch.Tensor:
     """``quantize(x, qp) + offset`` as ``dtype``: the same float32 arithmetic as ``quantize``
     (bit-identical codes) in fewer passes over memory."""
-    _finite_range(x)
+    _check_finite(x)
     codes = torch.round(x.to(torch.float32) * (1.0 / qp.scale)).add_(int(qp.zero_point) + offset)
     return codes.clamp_(qp.qmin + offset, qp.qmax + offset).to(dtype)
 
@@ -199,10 +199,15 @@ def _fbgemm_kernel(layer: _Layer, split: bool) -> Kernel:
     low, high = (qp.qmin - z) * scale, (qp.qmax - z) * scale
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        lo, hi = _finite_range(x)
         x = x.to(torch.float32)
-        if not full and (lo < low or hi > high):
-            x = x.clamp(low, high)
+        if full:
+            _check_finite(x)
+        else:
+            lo, hi = (float(v) for v in torch.aminmax(x))
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                check_tensor(x, "x", finite=True)
+            if lo < low or hi > high:
+                x = x.clamp(low, high)
         return linear(x, scale, zero_point, packed)
 
     return run
@@ -467,10 +472,17 @@ def check_int8_backend(backend: object) -> str:
     return backend
 
 
+def auto_int8_backend(batch: int, act_bits: int) -> str:
+    """``"auto"``'s backend for ``batch`` rows of ``act_bits``-bit activations, without
+    argument checks (``IntLinear.forward`` calls it on every batch)."""
+    report = _REPORTS.get(act_bits) or int8_backend_report(act_bits)
+    return report.chosen[1 if batch < SMALL_BATCH else 64]
+
+
 def resolve_int8_backend(backend: str, batch: int = 64, act_bits: int = 8) -> str:
     """The backend that runs: ``backend`` itself, or for ``"auto"`` the measured winner for
     ``batch`` rows and ``act_bits``-bit activations (measuring on first use)."""
     check_int8_backend(backend)
-    if backend != "auto":
-        return backend
-    return int8_backend_report(act_bits).choice(batch)
+    check_int(batch, "batch", minimum=0)
+    check_int(act_bits, "act_bits", 2, 8)
+    return auto_int8_backend(batch, act_bits) if backend == "auto" else backend

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..nn_utils import replace_modules_
-from .fast import Kernel, build_int8_kernel, check_int8_backend, resolve_int8_backend
+from .fast import Kernel, auto_int8_backend, build_int8_kernel, check_int8_backend
 from .models import quant_wrappers
 from .ops import QParams, dequantize, qparams_from_tensor, quantize
 
@@ -218,8 +218,8 @@ class IntLinear(nn.Module):
         lead = x.shape[:-1]
         rows = x.reshape(-1, x.shape[-1])
         if self.backend != "reference" and rows.device.type == "cpu" and rows.shape[0] > 0:
-            name = self.backend if self.backend != "auto" else resolve_int8_backend(
-                "auto", rows.shape[0], self.act_qparams.bits)
+            name = self.backend if self.backend != "auto" else auto_int8_backend(
+                rows.shape[0], self.act_qparams.bits)
             if name != "reference":
                 y = self._kernel(name)(rows.detach().contiguous())
                 if self.out_qparams is not None:  # float rounding: within one code of requantize

@@ -157,6 +157,10 @@ def test_fast_path_edge_inputs():
         assert layer(torch.randn(0, 6)).shape == (0, 3)  # empty: the reference path
         with pytest.raises(ValueError, match="finite"):
             layer(torch.tensor([[float("nan")] * 6]))
+        with pytest.raises(ValueError, match="finite"):
+            layer(torch.tensor([[1.0, float("-inf"), 0, 0, 0, 0]]))
+        huge = torch.full((2, 6), 3e38)  # finite, but the sum overflows: clipped, not refused
+        torch.testing.assert_close(layer(huge), ref(huge), rtol=1e-6, atol=1e-6)
 
 
 # ------------------------------------------------------------------ selection
