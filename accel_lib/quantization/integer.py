@@ -153,6 +153,8 @@ class IntLinear(nn.Module):
     Shapes: input (..., in_features) -> output (..., out_features).
     """
 
+    backend: str = "reference"  # also what a layer pickled before backends existed runs
+
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, act_qparams: QParams,
                  out_qparams: QParams | None = None, backend: str = "reference") -> None:
         super().__init__()
