@@ -6,10 +6,10 @@ timer), ``stats`` (params, FLOPs, every ``*_bytes`` size), ``roofline``, ``data`
 ``replace_modules_``, ...), ``_validate`` (argument checks).
 
 Techniques build on the core, one room each: a package when a technique has several ideas
-(``pruning/``, ``quantization/``: their ``__init__`` is the public face), a module when it
-has one (``distillation``, ``lowrank``)::
+(``pruning/``, ``quantization/``, ``fusion/``: their ``__init__`` is the public face), a
+module when it has one (``distillation``, ``lowrank``)::
 
-    from accel_lib import pruning as P, quantization as Q
+    from accel_lib import fusion as FU, pruning as P, quantization as Q
 """
 
 from .bench import Comparison, Timing, compare, markdown_table, ratio_table, time_fn

@@ -12,7 +12,16 @@ import torch
 
 from accel_lib.bench import markdown_table
 
-from . import distillation, grading, lowrank, machine, notebooks, pruning, quantization
+from . import (
+    distillation,
+    fusion,
+    grading,
+    lowrank,
+    machine,
+    notebooks,
+    pruning,
+    quantization,
+)
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
@@ -24,6 +33,7 @@ SUITES = {
     "quantization": quantization,
     "distillation": distillation,
     "lowrank": lowrank,
+    "fusion": fusion,
     "grading": grading,
 }
 

@@ -205,6 +205,14 @@ def channels_to_keep(weight, sparsity):
     from accel_lib.pruning.structured import channel_keep_indices, channel_scores
     return channel_keep_indices(channel_scores(weight, 1), sparsity)
 ''',
+        "ex5_surgery": '''\
+def prune_smallcnn_channels(model, sparsity):
+    import copy
+
+    import torch
+    from accel_lib.pruning import prune_channels_
+    return prune_channels_(copy.deepcopy(model), sparsity, torch.zeros(1, *model.input_shape))
+''',
     },
     "03_quantization": {
         "ex1_qparams": '''\
@@ -249,6 +257,15 @@ from accel_lib.distillation import DistillConfig, distill_step, distillation_los
 def kd_step(student, teacher, x, y, optimizer, temperature, alpha):
     return distill_step(student, teacher, x, y, optimizer, DistillConfig(temperature, alpha))[0]
 ''',
+        "ex4_distill_loop": '''\
+from accel_lib.distillation import DistillConfig, distill
+from accel_lib.train import TrainConfig
+
+
+def distill_loop(student, teacher, loader, epochs, lr, temperature, alpha):
+    config = TrainConfig(epochs=epochs, lr=lr, device="cpu", progress=False)
+    return distill(student, teacher, loader, config, DistillConfig(temperature, alpha)).loss
+''',
     },
     "05_lowrank": {
         "ex1_tsvd": '''\
@@ -265,6 +282,34 @@ def rank_for_energy(singular_values, energy):
 def factorized_linear_flops(batch, in_features, out_features, rank):
     from accel_lib.lowrank import lowrank_linear_macs
     return 2 * lowrank_linear_macs(batch, in_features, out_features, rank)
+''',
+        "ex4_factorized_copy": '''\
+def factorized_copy(model, energy):
+    import copy
+    from accel_lib.lowrank import choose_ranks, factorize_
+    return factorize_(copy.deepcopy(model), choose_ranks(model, energy, include_conv=False))
+''',
+    },
+    "06_fusion": {
+        "ex1_fold": '''\
+def fold_bn_into_conv(conv, bn):
+    from accel_lib.fusion import fuse_conv_bn
+    return fuse_conv_bn(conv, bn)
+''',
+        "ex2_fx": '''\
+def fuse_conv_bn_relu_fx(model):
+    from accel_lib import fusion
+    return fusion.fuse_fx(model)
+''',
+        "ex3_vote": '''\
+def majority_vote(predictions):
+    from accel_lib.fusion import majority_vote as reference
+    return reference(predictions)
+''',
+        "ex4_soft": '''\
+def soft_vote(logits, weights=None):
+    from accel_lib.fusion.ensemble import soft_vote as reference
+    return reference(logits, weights)
 ''',
     },
 }
