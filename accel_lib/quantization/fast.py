@@ -9,9 +9,14 @@ reads. The same numbers come faster from the CPU's int8 GEMM libraries, weights 
   one int32 vector. ATen runs it on oneDNN where the CPU has AVX-512 VNNI, and as a plain
   loop otherwise (exact but slow: the reference path's cost on an AVX2-only CPU).
 * ``"onednn"``: oneDNN's packed int8 matmul (``torch.ops.onednn.qlinear_pointwise``, the
-  x86 Inductor kernel): uint8 codes in, the rescaled float32 output out, in one call.
+  x86 Inductor kernel): uint8 codes in, the int32 accumulator out as exact float32 (unit
+  scales), rescaled as the reference does.
 * ``"fbgemm"``: FBGEMM's packed int8 GEMM (``torch.ops.quantized``, the kernel
-  ``quantize_dynamic`` runs on x86), given IntLinear's own activation scale and zero point.
+  ``quantize_dynamic`` runs on x86), given IntLinear's own activation scale and zero point:
+  it quantizes the input itself (as ``quantize`` does) and rescales in float32.
+
+``int_mm`` and ``onednn`` (and ``fbgemm`` with split weights) give the reference's float32
+output bit for bit (integer sums below 2^24); plain ``fbgemm`` to one float rounding.
 
 **Saturation.** Without VNNI, x86 int8 kernels multiply uint8 by int8 with ``vpmaddubsw``,
 which adds two neighbouring products into an int16 *with saturation*: ``255 * 127 * 2 =
