@@ -11,6 +11,9 @@ in four small modules, re-exported here:
   int8 path.
 * ``integer``: a real integer path: int8 GEMM into int32, fixed-point requantization,
   ``IntLinear`` / ``IntConv2d`` and ``convert_to_int_``.
+* ``fast``: the CPU's packed int8 GEMMs (``torch._int_mm``, oneDNN, FBGEMM) as exact
+  backends of ``IntLinear`` (``backend="auto"``), chosen by measuring this machine
+  (``int8_backend_report``).
 
 Sizes in bytes (``serialized_size_bytes``, ``state_size_bytes``, ``packed_size_bytes``)
 live with every other size counter in :mod:`accel_lib.stats` and are re-exported here.
@@ -20,6 +23,13 @@ from __future__ import annotations
 
 from ..nn_utils import replace_modules_
 from ..stats import packed_size_bytes, serialized_size_bytes, state_size_bytes
+from .fast import (
+    INT8_BACKENDS,
+    BackendTiming,
+    Int8BackendReport,
+    check_int8_backend,
+    int8_backend_report,
+)
 from .integer import (
     IntConv2d,
     IntLinear,
@@ -89,6 +99,9 @@ __all__ = [
     # integer
     "int_matmul", "quantize_multiplier", "requantize", "linear_error_bound", "IntLinear",
     "IntConv2d", "convert_to_int_",
+    # fast
+    "INT8_BACKENDS", "BackendTiming", "Int8BackendReport", "int8_backend_report",
+    "check_int8_backend",
     # shared core, re-exported
     "replace_modules_", "serialized_size_bytes", "state_size_bytes", "packed_size_bytes",
 ]

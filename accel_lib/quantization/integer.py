@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..nn_utils import replace_modules_
+from .fast import Kernel, auto_int8_backend, build_int8_kernel, check_int8_backend
 from .models import quant_wrappers
 from .ops import QParams, dequantize, qparams_from_tensor, quantize
 
@@ -139,14 +140,29 @@ class IntLinear(nn.Module):
     never wraps: a weight scale is raised where ``round(b_j / (s_x s_wj))`` would exceed
     ``2^30`` (a collapsed activation scale after all-zero calibration data).
 
+    Activations may be narrower than 8 bits (``QuantConfig(act_bits=7)``: 7-bit codes never
+    saturate an int8 kernel without VNNI, so the fast backends need no split there).
+
+    ``backend`` picks who computes it on the CPU: ``"reference"`` (default) is the
+    from-scratch path below; ``"int_mm"``, ``"onednn"`` and ``"fbgemm"`` are the CPU's packed
+    int8 GEMMs (:mod:`accel_lib.quantization.fast`), exact, with the same numbers (the float
+    output to float rounding, requantized codes within one code); ``"auto"`` takes the
+    fastest one measured on this machine (:func:`int8_backend_report`). Other devices
+    always run the reference path.
+
     Shapes: input (..., in_features) -> output (..., out_features).
     """
 
+    backend: str = "reference"  # also what a layer pickled before backends existed runs
+
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, act_qparams: QParams,
-                 out_qparams: QParams | None = None) -> None:
+                 out_qparams: QParams | None = None, backend: str = "reference") -> None:
         super().__init__()
-        if act_qparams.axis is not None or (act_qparams.qmin, act_qparams.qmax) != (-128, 127):
-            raise ValueError("act_qparams must be per-tensor signed 8-bit (qmin -128, qmax 127)")
+        check_int8_backend(backend)
+        if act_qparams.axis is not None or act_qparams.qmin < -128 or act_qparams.qmax > 127:
+            raise ValueError("act_qparams must be per-tensor signed codes of at most 8 bits "
+                             f"(within [-128, 127]), got [{act_qparams.qmin}, "
+                             f"{act_qparams.qmax}] axis={act_qparams.axis}")
         if out_qparams is not None and (out_qparams.axis is not None
                                         or (out_qparams.qmin, out_qparams.qmax) != (-128, 127)):
             raise ValueError("out_qparams must be per-tensor signed 8-bit")
@@ -164,13 +180,35 @@ class IntLinear(nn.Module):
             m0, shift = quantize_multiplier(acc_scale.double() / out_qparams.scale.double())
             self.register_buffer("m0", m0)
             self.register_buffer("shift", shift)
+        self.backend = backend
+        self._kernels: dict[str, tuple[tuple, Kernel]] = {}  # packed weights, per backend
 
     @classmethod
     def from_float(cls, linear: nn.Module, act_qparams: QParams,
-                   out_qparams: QParams | None = None) -> IntLinear:
+                   out_qparams: QParams | None = None, backend: str = "reference") -> IntLinear:
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"linear must be an nn.Linear, got {type(linear).__name__}")
-        return cls(linear.weight, linear.bias, act_qparams, out_qparams)
+        return cls(linear.weight, linear.bias, act_qparams, out_qparams, backend)
+
+    def set_backend(self, backend: str) -> IntLinear:
+        """Switch the backend (see the class docstring); unchanged if ``backend`` is refused."""
+        self.backend = check_int8_backend(backend)
+        return self
+
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())
+        state["_kernels"] = {}  # packed weights are rebuilt from the buffers, never pickled
+        return state
+
+    def _kernel(self, name: str) -> Kernel:
+        """The packed kernel for ``name``, rebuilt whenever a buffer or the qparams changed."""
+        stamp = (id(self.act_qparams),) + tuple(  # in-place changes bump _version
+            (id(t), t._version) for t in (self.weight_q, self.weight_scale, self.bias_q,
+                                          self.acc_scale))
+        cached = self._kernels.get(name)
+        if cached is None or cached[0] != stamp:
+            cached = self._kernels[name] = (stamp, build_int8_kernel(name, self))
+        return cached[1]
 
     def accumulate(self, x: torch.Tensor) -> torch.Tensor:
         """int32 accumulators (bias included) for float input rows. Shapes: (N, K) -> (N, C)."""
@@ -180,13 +218,22 @@ class IntLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
-        acc = self.accumulate(x.reshape(-1, x.shape[-1]))
+        rows = x.reshape(-1, x.shape[-1])
+        if self.backend != "reference" and rows.device.type == "cpu" and rows.shape[0] > 0:
+            name = self.backend if self.backend != "auto" else auto_int8_backend(
+                rows.shape[0], self.act_qparams.bits)
+            if name != "reference":
+                y = self._kernel(name)(rows.detach().contiguous())
+                if self.out_qparams is not None:  # float rounding: within one code of requantize
+                    y = dequantize(quantize(y, self.out_qparams), self.out_qparams)
+                return y.reshape(*lead, y.shape[-1])
+        acc = self.accumulate(rows)
         if self.out_qparams is None:
             y = acc.float() * self.acc_scale
         else:
             q_y = requantize(acc, self.m0, self.shift, int(self.out_qparams.zero_point))
             y = dequantize(q_y, self.out_qparams)
-        return y.reshape(*lead, -1)
+        return y.reshape(*lead, y.shape[-1])
 
 
 class IntConv2d(nn.Module):
@@ -231,22 +278,29 @@ class IntConv2d(nn.Module):
         return y.reshape(n, h_out, w_out, self.out_channels).permute(0, 3, 1, 2)
 
 
-def convert_to_int_(model: nn.Module) -> nn.Module:
-    """Replace every calibrated 8-bit :class:`QuantWrapper` by an :class:`IntLinear` /
-    :class:`IntConv2d`, in place. Outputs are dequantized to float after each layer.
+def convert_to_int_(model: nn.Module, backend: str = "reference") -> nn.Module:
+    """Replace every calibrated :class:`QuantWrapper` (8-bit weights, activations of at most
+    8 bits) by an :class:`IntLinear` / :class:`IntConv2d`, in place. Outputs are dequantized
+    to float after each layer.
+
+    ``backend`` is the :class:`IntLinear` backend (``"auto"``: the fastest exact int8 GEMM
+    measured here); convolutions always run the reference path.
 
     Raises:
-        ValueError: no wrappers, uncalibrated ones, bit widths other than 8, or a wrapped
-            layer with no integer kernel here (Conv1d, grouped or reflect-padded conv).
-            Every integer layer is built before the first swap: the model is unchanged
-            when it raises.
+        TypeError, ValueError, RuntimeError: a ``backend`` that is not a name, is unknown, or
+            cannot run on this machine (before anything changes).
+        ValueError: no wrappers, uncalibrated ones, weights not 8-bit, activations float or
+            wider than 8 bits, or a wrapped layer with no integer kernel here (Conv1d,
+            grouped or reflect-padded conv). Every integer layer is built before the first
+            swap: the model is unchanged when it raises.
     """
+    check_int8_backend(backend)
     wrappers = quant_wrappers(model)
     if not wrappers:
         raise ValueError("model is not prepared: run ptq_(model, batches, config) first")
     for w in wrappers:
-        if w.config.weight_bits != 8 or w.config.act_bits != 8:
-            raise ValueError("convert_to_int_ needs weight_bits=8 and act_bits=8, got "
+        if w.config.weight_bits != 8 or w.config.act_bits is None or w.config.act_bits > 8:
+            raise ValueError("convert_to_int_ needs weight_bits=8 and act_bits <= 8, got "
                              f"{w.config.weight_bits} and {w.config.act_bits}")
         if w.act_qparams is None:
             raise ValueError("model is not calibrated: run calibrate_ first")
@@ -256,7 +310,9 @@ def convert_to_int_(model: nn.Module) -> nn.Module:
 
     new = {}
     for w in wrappers:  # build every integer layer first: one that cannot be built changes nothing
-        cls = IntLinear if isinstance(w.module, nn.Linear) else IntConv2d
-        new[id(w)] = cls.from_float(w.module, w.act_qparams)
+        if isinstance(w.module, nn.Linear):
+            new[id(w)] = IntLinear.from_float(w.module, w.act_qparams, backend=backend)
+        else:
+            new[id(w)] = IntConv2d.from_float(w.module, w.act_qparams)
     replace_modules_(model, lambda m: new.get(id(m)))
     return model
