@@ -117,6 +117,7 @@ def _model_calls() -> dict[str, object]:
     """One call per public function with a model argument, the model given as ``m``."""
     from accel_lib import distillation as D
     from accel_lib import fusion as F
+    from accel_lib import optim as O
     from accel_lib import lowrank as L
     from accel_lib import nn_utils as U
     from accel_lib import pruning as P
@@ -193,6 +194,7 @@ def _model_calls() -> dict[str, object]:
         "fusion.uniform_soup": lambda m: F.uniform_soup([m]),
         "fusion.greedy_soup": lambda m: F.greedy_soup([m], lambda _: 0.0),
         "fusion.keras_mlp_from_torch": lambda m: F.keras_mlp_from_torch(m),
+        "optim.run_steps": lambda m: O.run_steps(m, opt, [], [], steps=1),
     }
 
 
