@@ -117,9 +117,9 @@ def _model_calls() -> dict[str, object]:
     """One call per public function with a model argument, the model given as ``m``."""
     from accel_lib import distillation as D
     from accel_lib import fusion as F
-    from accel_lib import optim as O
     from accel_lib import lowrank as L
     from accel_lib import nn_utils as U
+    from accel_lib import optim as O
     from accel_lib import pruning as P
     from accel_lib import quantization as Q
     from accel_lib import stats as S
