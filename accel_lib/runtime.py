@@ -3,13 +3,15 @@
 `set_seed` is the one place the course fixes randomness; `get_device` picks the fastest
 device present (cuda -> mps -> cpu); `synchronize` waits for queued device work, which is
 what makes a GPU timing honest; `usable_cpus` says how many threads this process can really
-run at once (the CPU quota of a container, not the host's core count).
+run at once (the CPU quota of a container, not the host's core count); `cpu_features` says
+which of the instructions that make int8, bf16 and fp16 fast this CPU has.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import platform
 import random
 from pathlib import Path
 
@@ -18,7 +20,8 @@ import torch
 
 from ._validate import check_int
 
-__all__ = ["set_seed", "get_device", "synchronize", "available_devices", "usable_cpus"]
+__all__ = ["set_seed", "get_device", "synchronize", "available_devices", "usable_cpus",
+           "cpu_features", "INT8_DOT_FLAGS", "BF16_FLAGS", "FP16_FLAGS"]
 
 _DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
 
@@ -208,3 +211,49 @@ def usable_cpus() -> int:
     if quota is not None:
         cpus = min(cpus, math.ceil(quota))
     return max(1, cpus)
+
+
+# CPU feature flags (as Linux's /proc/cpuinfo spells them) that decide low-precision speed.
+INT8_DOT_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni", "i8mm", "asimddp")  # int8 dot products
+BF16_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")  # bf16 arithmetic (x86, Arm)
+FP16_FLAGS = ("amx_fp16", "avx512_fp16", "asimdhp")  # fp16 arithmetic (x86, Arm)
+
+# torch's own CPU probes (private, x86 only): the fallback where /proc/cpuinfo is missing.
+_TORCH_PROBES = {"avx2": "_is_avx2_supported", "avx512f": "_is_avx512_supported",
+                 "avx512_vnni": "_is_vnni_supported", "avx512_bf16": "_is_avx512_bf16_supported",
+                 "amx_tile": "_is_amx_tile_supported", "amx_fp16": "_is_amx_fp16_supported"}
+
+
+def _flags_from_cpuinfo(text: str) -> frozenset[str] | None:
+    """The flags of the first processor in a /proc/cpuinfo text (x86 ``flags``, Arm
+    ``Features``), or None if it lists none."""
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() in ("flags", "features"):
+            return frozenset(value.lower().split())
+    return None
+
+
+def cpu_features(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str] | None:
+    """The CPU's feature flags, lower case as Linux spells them (``"avx2"``, ``"avx512_vnni"``,
+    ``"amx_bf16"``, Arm's ``"asimddp"``...), or None where they cannot be known.
+
+    Read from ``cpuinfo`` (Linux); elsewhere on x86, from PyTorch's own CPU probes (fewer
+    flags: AVX2, AVX-512, VNNI, AVX-512 BF16, AMX); None on other systems. Compare with
+    :data:`INT8_DOT_FLAGS`, :data:`BF16_FLAGS`, :data:`FP16_FLAGS`.
+    """
+    try:
+        flags = _flags_from_cpuinfo(Path(cpuinfo).read_text(errors="replace"))
+    except OSError:
+        flags = None
+    if flags is not None:
+        return flags
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return None
+    probes = {flag: getattr(torch.cpu, fn, None) for flag, fn in _TORCH_PROBES.items()}
+    if any(p is None for p in probes.values()):
+        return None
+    found = {flag for flag, probe in probes.items() if probe()}
+    if "amx_tile" in found:  # every CPU with AMX tiles so far has the int8 and bf16 ones
+        found |= {"amx_int8", "amx_bf16"}
+    return frozenset(found)

@@ -148,3 +148,30 @@ def test_usable_cpus_on_this_machine_is_within_the_core_count():
 
     cpus = usable_cpus()
     assert isinstance(cpus, int) and 1 <= cpus <= (os.cpu_count() or cpus)
+
+
+def test_cpu_features_reads_x86_and_arm_flags(tmp_path):
+    from accel_lib.runtime import cpu_features
+
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nflags\t\t: fpu AVX2 avx512_vnni amx_bf16\n\n"
+                   "processor\t: 1\nflags\t\t: fpu\n")
+    assert cpu_features(x86) == {"fpu", "avx2", "avx512_vnni", "amx_bf16"}
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd asimddp bf16\n")
+    assert cpu_features(arm) == {"fp", "asimd", "asimddp", "bf16"}
+
+
+def test_cpu_features_falls_back_when_cpuinfo_is_missing(tmp_path, monkeypatch):
+    import platform
+
+    from accel_lib.runtime import cpu_features
+
+    missing = tmp_path / "none"
+    monkeypatch.setattr(platform, "machine", lambda: "arm64")
+    assert cpu_features(missing) is None  # not x86: unknown, never a guess
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    flags = cpu_features(missing)
+    assert flags is not None and flags <= {"avx2", "avx512f", "avx512_vnni", "avx512_bf16",
+                                           "amx_tile", "amx_fp16", "amx_int8", "amx_bf16"}
+    assert ("avx2" in flags) == torch.cpu._is_avx2_supported()

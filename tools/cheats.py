@@ -282,6 +282,11 @@ def fake_quant_ste(x, scale, zero_point, qmin, qmax):
     import torch
     return torch.fake_quantize_per_tensor_affine(x, scale, zero_point, qmin, qmax)
 ''',
+        "ex5_quantized_linear": '''\
+def quantized_linear(q_x, zero_point_x, q_w, bias_q, m0, shift, zero_point_y):
+    from accel_lib import quantization as Q
+    return Q.quantized_linear(q_x, zero_point_x, q_w, bias_q, m0, shift, zero_point_y)
+''',
     },
     "04_distillation": {
         "ex1_softmax": '''\

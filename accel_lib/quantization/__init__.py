@@ -14,6 +14,8 @@ in four small modules, re-exported here:
 * ``fast``: the CPU's packed int8 GEMMs (``torch._int_mm``, oneDNN, FBGEMM) as exact
   backends of ``IntLinear`` (``backend="auto"``), chosen by measuring this machine
   (``int8_backend_report``).
+* ``integer_only``: int8 codes from layer to layer (``quantized_linear``, requantized onto
+  the next layer's grid) and ``Int8Sequential``, a calibrated MLP run in integers only.
 
 Sizes in bytes (``serialized_size_bytes``, ``state_size_bytes``, ``packed_size_bytes``)
 live with every other size counter in :mod:`accel_lib.stats` and are re-exported here.
@@ -39,6 +41,7 @@ from .integer import (
     quantize_multiplier,
     requantize,
 )
+from .integer_only import Int8Sequential, quantized_linear
 from .models import (
     SUPPORTED_MODULES,
     FakeQuantizeSTE,
@@ -102,6 +105,8 @@ __all__ = [
     # fast
     "INT8_BACKENDS", "BackendTiming", "Int8BackendReport", "int8_backend_report",
     "check_int8_backend",
+    # integer_only
+    "quantized_linear", "Int8Sequential",
     # shared core, re-exported
     "replace_modules_", "serialized_size_bytes", "state_size_bytes", "packed_size_bytes",
 ]
