@@ -47,7 +47,9 @@ lint: $(STAMP)
 
 # Two test workers on two cores: each process (and each notebook kernel it starts) uses one
 # thread, or their OpenMP pools oversubscribe the cores and every notebook runs ~10x slower.
-test: $(STAMP) lint
+# Where npm is, the JupyterHub test's proxy is installed first (hub-deps, below).
+HUB_PROXY := hub/node_modules/.bin/configurable-http-proxy
+test: $(STAMP) lint $(if $(shell command -v npm),$(HUB_PROXY))
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope -p no:cacheprovider \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=300 tests solutions
 
@@ -63,10 +65,27 @@ lock: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache gradebook.db submitted autograded feedback .exchange \
-		downloaded grades.csv $(STUDENT_DIST)
+		downloaded grades.csv $(STUDENT_DIST) hub/node_modules
 
 # Instructors: the students' copy of the course, without solutions (docs/instructors.md).
 STUDENT_DIST ?= dist/student
 .PHONY: student-dist
 student-dist:
 	$(PYTHON) -m tools.dist build --force $(STUDENT_DIST)
+
+# Instructors: autograde ASSIGNMENT's submissions in JOBS worker processes; the gradebook ends
+# as `nbgrader autograde ASSIGNMENT` leaves it (tools/autograde.py, docs/instructors.md). Run
+# in the activated course environment, like nbgrader.
+ASSIGNMENT ?=
+.PHONY: autograde
+autograde:
+	@test -n "$(ASSIGNMENT)" || { echo "usage: make autograde ASSIGNMENT=03_quantization JOBS=8"; exit 2; }
+	python -m tools.autograde $(ASSIGNMENT) --jobs $(JOBS) $(if $(AUTOGRADE_ARGS),-- $(AUTOGRADE_ARGS))
+
+# JupyterHub's proxy, configurable-http-proxy, from the npm registry into hub/node_modules
+# (pinned by hub/package-lock.json): hub/jupyterhub_config.py and tests/test_hub.py use it.
+.PHONY: hub-deps
+hub-deps: $(HUB_PROXY)
+$(HUB_PROXY): hub/package.json hub/package-lock.json
+	cd hub && npm ci --no-audit --no-fund --loglevel=error
+	touch $@

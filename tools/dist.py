@@ -33,7 +33,7 @@ FILES = ("pyproject.toml", "requirements.lock", "environment.yml", "LICENSE", "L
 STUDENT_TOOLS = ("tools/__init__.py", "tools/lab.py", "tools/lab_overrides.json")
 # Makefile targets that need what students do not get (tests, solutions, benchmarks, ruff)
 MAINTAINER_TARGETS = ("test", "lint", "bench", "release", "lock", "student-dist",
-                      "guide-check")
+                      "guide-check", "autograde", "hub-deps")
 LEAKS = ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 SETUP = "binder/student_setup.sh"
 MAKE_BLOCK = f"""

@@ -233,7 +233,9 @@ def check(term: Term) -> None:
         got = term.course / "submitted" / student / a / f"{a}.ipynb"
         assert got.exists(), f"no submission collected for {student}"
     term.run("audit")  # exits 1 on a finding: honest students give none
-    term.run("autograde")
+    graded = term.run("autograde")  # in parallel workers (tools/autograde.py)
+    done = f"{len(everyone)} of {len(everyone)} submission(s) autograded"
+    assert done in graded and "with 2 worker(s)" in graded, graded
 
     term.run("export")
     before = term.grades()
