@@ -50,8 +50,7 @@ lint: $(STAMP)
 # Where npm is, the JupyterHub test's proxy is installed first (hub-deps, below).
 HUB_PROXY := hub/node_modules/.bin/configurable-http-proxy
 test: $(STAMP) lint $(if $(shell command -v npm),$(HUB_PROXY))
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope -p no:cacheprovider \
-		--nbval-lax --nbval-current-env --nbval-cell-timeout=300 tests solutions
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope -p no:cacheprovider tests
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -1,20 +1,27 @@
-"""Each listed wrong answer fails the visible tests with a message that points to it, and
-every explanation a notebook prints agrees with what it measured (tests/notebook_checks)."""
+"""Each solution notebook runs without error within the course's budget, each listed wrong
+answer fails the visible tests with a message that points to it, and every explanation a
+notebook prints agrees with what it measured (tests/notebook_checks).
+
+This is the one place the test suite executes a solution notebook as it stands (the grading
+round trips execute it again, as nbgrader does): every assignment has a checks module.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
 from tests.notebook_checks import MAX_MESSAGE, Mistake, module_for
-from tools.course import RELEASED, SOLUTIONS, assignments
+from tools.course import NOTEBOOK_BUDGET_S, RELEASED, SOLUTIONS, assignments
 
 CELL_TIMEOUT_S = 300
 CHECKED = [a for a in assignments() if module_for(a) is not None]
+ADDED = ("# probe (tests/test_notebook_checks.py)", "# claims (tests/test_notebook_checks.py)")
 
 PROBE = '''\
 # probe (tests/test_notebook_checks.py): wrong answers against this exercise's tests
@@ -79,12 +86,39 @@ def probed_notebook(assignment: str, out: str) -> tuple[nbformat.NotebookNode, l
     return source, list(checks.MISTAKES)
 
 
+def test_every_assignment_has_a_checks_module():
+    missing = [a for a in assignments() if a not in CHECKED]
+    assert not missing, (f"no tests/notebook_checks/nbNN.py for {missing}: without one the "
+                         f"solution notebook is never executed as it stands")
+
+
+def notebook_seconds(nb: nbformat.NotebookNode) -> float:
+    """Execution time of the notebook's own cells (nbclient's timings; probes excluded)."""
+    total = 0.0
+    for cell in nb.cells:
+        timing = cell.metadata.get("execution", {})
+        if cell.cell_type != "code" or cell.source.startswith(ADDED) or not timing:
+            continue
+        start = datetime.fromisoformat(timing["iopub.execute_input"].replace("Z", "+00:00"))
+        end = datetime.fromisoformat(timing["shell.execute_reply"].replace("Z", "+00:00"))
+        total += (end - start).total_seconds()
+    return total
+
+
 @pytest.mark.parametrize("assignment", CHECKED)
-def test_wrong_answers_fail_visibly_and_claims_follow_measurements(assignment, tmp_path):
+def test_wrong_answers_fail_visibly_and_claims_follow_measurements(assignment, tmp_path,
+                                                                   record_property):
     out = tmp_path / "probes.jsonl"
     nb, mistakes = probed_notebook(assignment, str(out))
     NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", allow_errors=False,
+                   record_timing=True,
                    resources={"metadata": {"path": str(SOLUTIONS / assignment)}}).execute()
+    # A timeout, not a speed claim: CI fails when a notebook outgrows what learners get.
+    seconds = notebook_seconds(nb)
+    record_property("notebook_seconds", seconds)
+    assert seconds <= NOTEBOOK_BUDGET_S, (
+        f"{assignment}: its cells ran {seconds:.0f} s, over the {NOTEBOOK_BUDGET_S:.0f} s "
+        f"budget (2 cores, one thread per test worker)")
     results = {}
     for line in out.read_text().splitlines():
         record = json.loads(line)
