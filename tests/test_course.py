@@ -108,6 +108,24 @@ def test_grading_round_trip(assignment, tmp_path):
     assert any(exercise for _, exercise in errors), "the untouched exercises raise"
     failing = ["".join(cell["source"])[:60] for cell, exercise in errors if not exercise]
     assert not failing, f"cells that fail without the exercises: {failing}"
+    # an explorer's callback that raises shows its traceback inside the widget, not the cell
+    assert _widget_states(graded), "no explorer's state saved: every notebook has one"
+    assert not _widget_errors(graded), (
+        f"an ipywidgets explorer shows an error before any exercise is answered: "
+        f"{_widget_errors(graded)}")
+
+
+def _widget_states(path: Path) -> dict[str, dict]:
+    """The widget models saved in an executed notebook's metadata, by model id."""
+    meta = json.loads(path.read_text())["metadata"].get("widgets", {})
+    return meta.get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+
+
+def _widget_errors(path: Path) -> list[str]:
+    """The errors in the saved widget state of an executed notebook (Output widgets)."""
+    return [f"{out['ename']}: {out['evalue']}" for state in _widget_states(path).values()
+            for out in state.get("state", {}).get("outputs", [])
+            if out.get("output_type") == "error"]
 
 
 def test_hostile_submission_cannot_stall_or_fool_the_grader(tmp_path):
@@ -143,3 +161,16 @@ def test_hostile_submission_cannot_stall_or_fool_the_grader(tmp_path):
     # ex1 (2 pts) and ex2 (3 pts) lost; ex3 and ex4 keep their points: their solutions are
     # intact and their test cells come back from the gradebook.
     assert score.auto == score.max_auto - 5, f"hostile submission scored {score}"
+
+
+def test_widget_errors_are_read_from_an_executed_notebook(tmp_path):
+    """The round trip's widget check can fail: an explorer whose first call raises."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from ipywidgets import interact\ninteract(lambda x: 1 / x, x=(0, 1))")])
+    NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    path = tmp_path / "explorer.ipynb"
+    nbformat.write(nb, path)
+    assert _widget_errors(path) == ["ZeroDivisionError: division by zero"]

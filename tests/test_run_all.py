@@ -7,21 +7,21 @@ as they must; tagged, they let the rest of the notebook run. nbclient with
 ``allow_errors=False`` behaves the same way: it stops at the first error of an untagged cell.
 (JupyterLab: ``OutputArea.execute`` in @jupyterlab/outputarea; nbclient:
 ``NotebookClient.async_execute_cell`` and ``_check_raise_for_error``.)
+
+The tag is checked here, statically. That the untagged rest then runs without error is
+checked where the released notebook is executed anyway: the untouched release is the "blank"
+submission of ``test_course.py``'s grading round trip (only exercise cells may fail, no
+explorer may show an error), and ``test_browser.py`` presses Run All in JupyterLab itself.
 """
 
 from __future__ import annotations
 
-import os
-
 import nbformat
 import pytest
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
 
-from tools.course import RELEASED, SOLUTIONS, assignments
+from tools.course import SOLUTIONS, assignments
 
 TAG = "raises-exception"
-CELL_TIMEOUT_S = 300
 
 
 def _kind(cell) -> str:
@@ -39,13 +39,6 @@ def _name(index: int, cell) -> str:
     return f"cell {index} ({lines[0][:70] if lines else '<empty>'!r})"
 
 
-def _error(cell) -> str | None:
-    for out in cell.get("outputs", []):
-        if out.output_type == "error":
-            return f"{out.ename}: {out.evalue}"
-    return None
-
-
 @pytest.mark.parametrize("assignment", assignments())
 def test_exercise_cells_are_tagged_raises_exception(assignment):
     """Every exercise answer and test cell of the source carries the tag (nbgrader keeps it)."""
@@ -57,42 +50,3 @@ def test_exercise_cells_are_tagged_raises_exception(assignment):
     assert not untagged, (f"{path.relative_to(SOLUTIONS.parent)}: exercise cells without the "
                           f"{TAG!r} tag stop JupyterLab's Run All for learners:\n  "
                           + "\n  ".join(untagged))
-
-
-@pytest.mark.parametrize("assignment", assignments())
-def test_released_notebook_runs_all_before_any_answer(assignment):
-    """Every demo cell runs without error and every unanswered exercise's test cell fails."""
-    folder = RELEASED / assignment
-    nb = nbformat.reads((folder / f"{assignment}.ipynb").read_text(), as_version=4)
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", allow_errors=False,
-                            resources={"metadata": {"path": str(folder)}})
-    try:
-        client.execute(env={**os.environ, "OMP_NUM_THREADS": "1"})
-    except CellExecutionError:  # Run All stops here: the report below names the cell
-        pass
-
-    code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
-    ran = [(i, c) for i, c in code if c.get("execution_count") is not None]
-    problems = []
-    if len(ran) < len(code):
-        i, cell = ran[-1] if ran else code[0]
-        problems.append(f"Run All stopped at {_name(i, cell)}, a {_kind(cell)} cell "
-                        f"{'tagged' if TAG in cell.metadata.get('tags', []) else 'not tagged'} "
-                        f"{TAG!r}: {_error(cell)}; {len(code) - len(ran)} code cells after it "
-                        "never ran")
-    for i, cell in ran:
-        kind, error = _kind(cell), _error(cell)
-        if kind == "demo" and error:
-            problems.append(f"{_name(i, cell)} fails before any exercise is answered "
-                            f"(does it use a learner's function?): {error}")
-        elif kind == "test" and not error:
-            problems.append(f"{_name(i, cell)} is an unanswered exercise's test cell "
-                            "but did not fail")
-    # an explorer's callback that raises shows its traceback inside the widget, not the cell
-    for state in client.widget_state.values():
-        for out in state.get("outputs", []):
-            if out.get("output_type") == "error":
-                problems.append(f"an ipywidgets explorer shows an error before any exercise is "
-                                f"answered: {out['ename']}: {out['evalue']}")
-    assert not problems, (f"released {assignment}, run as JupyterLab's Run All:\n  "
-                          + "\n  ".join(problems))
