@@ -49,7 +49,20 @@ def _check_bool(value: object, name: str) -> bool:
 
 
 class _Base(Optimizer):
-    """Validates every parameter group as it is added (``_check`` in each subclass)."""
+    """The shared frame of every optimiser here.
+
+    ``__init__`` checks the defaults before anything is built; ``add_param_group`` checks each
+    group (``_check`` in each subclass) before it is added; ``step`` evaluates the closure and
+    calls ``_update(group)`` for every group under ``no_grad``. ``_states(group)`` yields
+    ``(parameter, state)`` for the parameters that have a gradient, creating the state on first
+    use (``_init_state``) and counting ``state["step"]`` when ``_counts_steps``.
+    """
+
+    _counts_steps = False
+
+    def __init__(self, params: Iterable, **defaults: Any) -> None:
+        self._check(defaults)
+        super().__init__(params, defaults)
 
     def _check(self, group: dict[str, Any]) -> None:
         _check_lr(group["lr"])
@@ -70,11 +83,38 @@ class _Base(Optimizer):
                                    "(use torch.optim.SparseAdam)")
         return params
 
-    def _closure(self, closure: Closure) -> Any:
-        if closure is None:
-            return None
-        with torch.enable_grad():
-            return closure()
+    def _init_state(self, p: torch.Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+        """Fill a parameter's empty state (lazily: only parameters that get a gradient)."""
+
+    def _states(self, group: dict[str, Any]) -> list[tuple[torch.Tensor, dict[str, Any]]]:
+        pairs = []
+        for p in self._with_grad(group):
+            state = self.state[p]
+            if not state:
+                if self._counts_steps:
+                    state["step"] = 0
+                self._init_state(p, group, state)
+            if self._counts_steps:
+                state["step"] += 1
+            pairs.append((p, state))
+        return pairs
+
+    def _update(self, group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure: Closure = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            self._update(group)
+        return loss
+
+
+def _zeros(p: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(p, memory_format=torch.preserve_format)
 
 
 class SGD(_Base):
@@ -88,10 +128,9 @@ class SGD(_Base):
     def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, *,
                  maximize: bool = False, foreach: bool = True) -> None:
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize, foreach=foreach)
-        self._check(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, lr=lr, momentum=momentum, dampening=dampening,
+                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
+                         foreach=foreach)
 
     def _check(self, group: dict[str, Any]) -> None:
         super()._check(group)
@@ -103,24 +142,19 @@ class SGD(_Base):
             raise ValueError(f"nesterov=True needs momentum > 0 and dampening = 0, got "
                              f"momentum={group['momentum']}, dampening={group['dampening']}")
 
-    @torch.no_grad()
-    def step(self, closure: Closure = None) -> Any:
-        loss = self._closure(closure)
-        for group in self.param_groups:
-            params = self._with_grad(group)
-            hyper = dict(lr=group["lr"], momentum=group["momentum"],
-                         dampening=group["dampening"], weight_decay=group["weight_decay"],
-                         nesterov=group["nesterov"], maximize=group["maximize"])
-            bufs = [self.state[p].get("momentum_buffer") for p in params]
-            if group["foreach"]:
-                bufs = F.sgd_foreach_(params, [p.grad for p in params], bufs, **hyper)
-            else:
-                bufs = [F.sgd_step_(p, p.grad, b, **hyper)
-                        for p, b in zip(params, bufs, strict=True)]
-            if group["momentum"] != 0:
-                for p, b in zip(params, bufs, strict=True):
-                    self.state[p]["momentum_buffer"] = b
-        return loss
+    def _update(self, group: dict[str, Any]) -> None:
+        params = self._with_grad(group)
+        hyper = dict(lr=group["lr"], momentum=group["momentum"], dampening=group["dampening"],
+                     weight_decay=group["weight_decay"], nesterov=group["nesterov"],
+                     maximize=group["maximize"])
+        bufs = [self.state[p].get("momentum_buffer") for p in params]
+        if group["foreach"]:
+            bufs = F.sgd_foreach_(params, [p.grad for p in params], bufs, **hyper)
+        else:
+            bufs = [F.sgd_step_(p, p.grad, b, **hyper) for p, b in zip(params, bufs, strict=True)]
+        if group["momentum"] != 0:
+            for p, b in zip(params, bufs, strict=True):
+                self.state[p]["momentum_buffer"] = b
 
 
 class ClassicalMomentum(_Base):
@@ -132,37 +166,31 @@ class ClassicalMomentum(_Base):
 
     def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0.9,
                  weight_decay: float = 0.0, *, maximize: bool = False) -> None:
-        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, maximize=maximize)
-        self._check(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                         maximize=maximize)
 
     def _check(self, group: dict[str, Any]) -> None:
         super()._check(group)
         check_fraction(group["momentum"], "momentum")
 
-    @torch.no_grad()
-    def step(self, closure: Closure = None) -> Any:
-        loss = self._closure(closure)
-        for group in self.param_groups:
-            for p in self._with_grad(group):
-                state = self.state[p]
-                state["velocity"] = F.classical_momentum_step_(
-                    p, p.grad, state.get("velocity"), lr=group["lr"], momentum=group["momentum"],
-                    weight_decay=group["weight_decay"], maximize=group["maximize"])
-        return loss
+    def _update(self, group: dict[str, Any]) -> None:
+        for p, state in self._states(group):
+            state["velocity"] = F.classical_momentum_step_(
+                p, p.grad, state.get("velocity"), lr=group["lr"], momentum=group["momentum"],
+                weight_decay=group["weight_decay"], maximize=group["maximize"])
 
 
 class Adagrad(_Base):
     """AdaGrad: per-coordinate steps ``lr / (sqrt(sum of g^2) + eps)``
     (:func:`accel_lib.optim.functional.adagrad_step_`)."""
 
+    _counts_steps = True
+
     def __init__(self, params: Iterable, lr: float = 1e-2, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
                  eps: float = 1e-10, *, maximize: bool = False) -> None:
-        defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps,
-                        initial_accumulator_value=initial_accumulator_value, maximize=maximize)
-        self._check(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps,
+                         initial_accumulator_value=initial_accumulator_value, maximize=maximize)
 
     def _check(self, group: dict[str, Any]) -> None:
         super()._check(group)
@@ -170,34 +198,28 @@ class Adagrad(_Base):
         check_real(group["eps"], "eps", low=0.0)
         check_real(group["initial_accumulator_value"], "initial_accumulator_value", low=0.0)
 
-    @torch.no_grad()
-    def step(self, closure: Closure = None) -> Any:
-        loss = self._closure(closure)
-        for group in self.param_groups:
-            for p in self._with_grad(group):
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["sum"] = torch.full_like(p, group["initial_accumulator_value"],
-                                                   memory_format=torch.preserve_format)
-                state["step"] += 1
-                F.adagrad_step_(p, p.grad, state["sum"], state["step"], lr=group["lr"],
-                                lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
-                                eps=group["eps"], maximize=group["maximize"])
-        return loss
+    def _init_state(self, p: torch.Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+        state["sum"] = torch.full_like(p, group["initial_accumulator_value"],
+                                       memory_format=torch.preserve_format)
+
+    def _update(self, group: dict[str, Any]) -> None:
+        for p, state in self._states(group):
+            F.adagrad_step_(p, p.grad, state["sum"], state["step"], lr=group["lr"],
+                            lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
+                            eps=group["eps"], maximize=group["maximize"])
 
 
 class RMSprop(_Base):
     """RMSProp: steps ``lr * g / (sqrt(EMA of g^2) + eps)``, optionally centered and with
     momentum (:func:`accel_lib.optim.functional.rmsprop_step_`)."""
 
+    _counts_steps = True
+
     def __init__(self, params: Iterable, lr: float = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
                  centered: bool = False, *, maximize: bool = False) -> None:
-        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                        momentum=momentum, centered=centered, maximize=maximize)
-        self._check(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                         momentum=momentum, centered=centered, maximize=maximize)
 
     def _check(self, group: dict[str, Any]) -> None:
         super()._check(group)
@@ -206,28 +228,21 @@ class RMSprop(_Base):
         check_fraction(group["momentum"], "momentum")
         _check_bool(group["centered"], "centered")
 
-    @torch.no_grad()
-    def step(self, closure: Closure = None) -> Any:
-        loss = self._closure(closure)
-        for group in self.param_groups:
-            for p in self._with_grad(group):
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    if group["momentum"] > 0:
-                        state["momentum_buffer"] = torch.zeros_like(
-                            p, memory_format=torch.preserve_format)
-                    if group["centered"]:
-                        state["grad_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                F.rmsprop_step_(p, p.grad, state["square_avg"], lr=group["lr"],
-                                alpha=group["alpha"], eps=group["eps"],
-                                weight_decay=group["weight_decay"], momentum=group["momentum"],
-                                momentum_buffer=state.get("momentum_buffer"),
-                                centered=group["centered"], grad_avg=state.get("grad_avg"),
-                                maximize=group["maximize"])
-        return loss
+    def _init_state(self, p: torch.Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+        state["square_avg"] = _zeros(p)
+        if group["momentum"] > 0:
+            state["momentum_buffer"] = _zeros(p)
+        if group["centered"]:
+            state["grad_avg"] = _zeros(p)
+
+    def _update(self, group: dict[str, Any]) -> None:
+        for p, state in self._states(group):
+            F.rmsprop_step_(p, p.grad, state["square_avg"], lr=group["lr"], alpha=group["alpha"],
+                            eps=group["eps"], weight_decay=group["weight_decay"],
+                            momentum=group["momentum"],
+                            momentum_buffer=state.get("momentum_buffer"),
+                            centered=group["centered"], grad_avg=state.get("grad_avg"),
+                            maximize=group["maximize"])
 
 
 class Adam(_Base):
@@ -239,15 +254,14 @@ class Adam(_Base):
     """
 
     _decoupled = False
+    _counts_steps = True
 
     def __init__(self, params: Iterable, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False,
                  foreach: bool = True) -> None:
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                        maximize=maximize, foreach=foreach)
-        self._check(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad, maximize=maximize, foreach=foreach)
 
     def _check(self, group: dict[str, Any]) -> None:
         super()._check(group)
@@ -256,36 +270,29 @@ class Adam(_Base):
         _check_bool(group["amsgrad"], "amsgrad")
         _check_bool(group["foreach"], "foreach")
 
-    @torch.no_grad()
-    def step(self, closure: Closure = None) -> Any:
-        loss = self._closure(closure)
-        for group in self.param_groups:
-            params = self._with_grad(group)
-            for p in params:
-                state = self.state[p]
-                if not state:  # lazy initialisation: only parameters that get a gradient
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = torch.zeros_like(
-                            p, memory_format=torch.preserve_format)
-                state["step"] += 1
-            states = [self.state[p] for p in params]
-            beta1, beta2 = group["betas"]
-            hyper = dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-                         weight_decay=group["weight_decay"], decoupled=self._decoupled,
-                         maximize=group["maximize"])
-            if group["foreach"]:
-                F.adam_foreach_(params, [p.grad for p in params], [s["exp_avg"] for s in states],
-                                [s["exp_avg_sq"] for s in states], [s["step"] for s in states],
-                                max_exp_avg_sqs=([s["max_exp_avg_sq"] for s in states]
-                                                 if group["amsgrad"] else None), **hyper)
-            else:
-                for p, s in zip(params, states, strict=True):
-                    F.adam_step_(p, p.grad, s["exp_avg"], s["exp_avg_sq"], s["step"],
-                                 max_exp_avg_sq=s.get("max_exp_avg_sq"), **hyper)
-        return loss
+    def _init_state(self, p: torch.Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+        state["exp_avg"] = _zeros(p)
+        state["exp_avg_sq"] = _zeros(p)
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = _zeros(p)
+
+    def _update(self, group: dict[str, Any]) -> None:
+        pairs = self._states(group)
+        params = [p for p, _ in pairs]
+        states = [s for _, s in pairs]
+        beta1, beta2 = group["betas"]
+        hyper = dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                     weight_decay=group["weight_decay"], decoupled=self._decoupled,
+                     maximize=group["maximize"])
+        if group["foreach"]:
+            F.adam_foreach_(params, [p.grad for p in params], [s["exp_avg"] for s in states],
+                            [s["exp_avg_sq"] for s in states], [s["step"] for s in states],
+                            max_exp_avg_sqs=([s["max_exp_avg_sq"] for s in states]
+                                             if group["amsgrad"] else None), **hyper)
+        else:
+            for p, s in pairs:
+                F.adam_step_(p, p.grad, s["exp_avg"], s["exp_avg_sq"], s["step"],
+                             max_exp_avg_sq=s.get("max_exp_avg_sq"), **hyper)
 
 
 class AdamW(Adam):
@@ -314,27 +321,20 @@ class Lion(_Base):
     def __init__(self, params: Iterable, lr: float = 1e-4,
                  betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0, *,
                  maximize: bool = False) -> None:
-        defaults = dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize)
-        self._check(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize)
 
     def _check(self, group: dict[str, Any]) -> None:
         super()._check(group)
         _check_betas(group["betas"])
 
-    @torch.no_grad()
-    def step(self, closure: Closure = None) -> Any:
-        loss = self._closure(closure)
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in self._with_grad(group):
-                state = self.state[p]
-                if not state:
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                F.lion_step_(p, p.grad, state["exp_avg"], lr=group["lr"], beta1=beta1,
-                             beta2=beta2, weight_decay=group["weight_decay"],
-                             maximize=group["maximize"])
-        return loss
+    def _init_state(self, p: torch.Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+        state["exp_avg"] = _zeros(p)
+
+    def _update(self, group: dict[str, Any]) -> None:
+        beta1, beta2 = group["betas"]
+        for p, state in self._states(group):
+            F.lion_step_(p, p.grad, state["exp_avg"], lr=group["lr"], beta1=beta1, beta2=beta2,
+                         weight_decay=group["weight_decay"], maximize=group["maximize"])
 
 
 class LAMB(_Base):
@@ -343,12 +343,13 @@ class LAMB(_Base):
     See :func:`accel_lib.optim.functional.lamb_step_`; ``last_trust_ratios`` holds the
     ratio each parameter got at the last step."""
 
+    _counts_steps = True
+
     def __init__(self, params: Iterable, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
                  weight_decay: float = 0.0, *, maximize: bool = False) -> None:
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
-        self._check(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         maximize=maximize)
         self.last_trust_ratios: list[float] = []
 
     def _check(self, group: dict[str, Any]) -> None:
@@ -356,24 +357,21 @@ class LAMB(_Base):
         _check_betas(group["betas"])
         check_real(group["eps"], "eps", low=0.0)
 
-    @torch.no_grad()
+    def _init_state(self, p: torch.Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+        state["exp_avg"] = _zeros(p)
+        state["exp_avg_sq"] = _zeros(p)
+
     def step(self, closure: Closure = None) -> Any:
-        loss = self._closure(closure)
         self.last_trust_ratios = []
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in self._with_grad(group):
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                self.last_trust_ratios.append(F.lamb_step_(
-                    p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"],
-                    lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-                    weight_decay=group["weight_decay"], maximize=group["maximize"]))
-        return loss
+        return super().step(closure)
+
+    def _update(self, group: dict[str, Any]) -> None:
+        beta1, beta2 = group["betas"]
+        for p, state in self._states(group):
+            self.last_trust_ratios.append(F.lamb_step_(
+                p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"],
+                lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                weight_decay=group["weight_decay"], maximize=group["maximize"]))
 
 
 # The optimisers by name (``build_optimizer``): accel_lib's own.
