@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from .._validate import check_int, check_real, check_tensor
+from ..precision.errors import cast_error, unit_roundoff  # moved to precision; re-exported
 
 __all__ = [
     "MIN_BITS",
@@ -347,34 +348,3 @@ def cluster_quantize(x: torch.Tensor, bits: int = 4, *, iters: int = 50) -> torc
     return codebook[labels].to(x.dtype)
 
 
-_FLOAT_CASTS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-
-def unit_roundoff(dtype: torch.dtype) -> float:
-    """Largest relative error of rounding to ``dtype`` (normal range): ``eps / 2 = 2^-(p)``.
-
-    fp16 has a 10-bit mantissa (``2^-11 = 4.9e-4``), bf16 a 7-bit one (``2^-8 = 3.9e-3``).
-    """
-    if dtype not in _FLOAT_CASTS:
-        raise ValueError(f"dtype must be one of {_FLOAT_CASTS}, got {dtype!r}")
-    return torch.finfo(dtype).eps / 2
-
-
-def cast_error(x: torch.Tensor, dtype: torch.dtype) -> dict[str, float]:
-    """Error of the round trip ``x -> dtype -> float32``.
-
-    Returns ``max_abs``, ``max_rel`` and ``mean_rel`` (relative to ``|x|``, over nonzero x)
-    and ``overflow`` (the fraction that became inf: fp16 saturates at 65504).
-    """
-    unit_roundoff(dtype)
-    x = x.to(torch.float32)
-    back = x.to(dtype).to(torch.float32)
-    finite = torch.isfinite(back)
-    nonzero = (x != 0) & finite
-    rel = (back - x).abs()[nonzero] / x.abs()[nonzero]
-    return {
-        "max_abs": float((back - x)[finite].abs().max()) if bool(finite.any()) else math.inf,
-        "max_rel": float(rel.max()) if rel.numel() else 0.0,
-        "mean_rel": float(rel.mean()) if rel.numel() else 0.0,
-        "overflow": float((~finite).float().mean()),
-    }
