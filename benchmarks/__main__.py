@@ -20,6 +20,7 @@ from . import (
     machine,
     notebooks,
     optim,
+    precision,
     pruning,
     quantization,
 )
@@ -36,6 +37,7 @@ SUITES = {
     "distillation": distillation,
     "lowrank": lowrank,
     "fusion": fusion,
+    "precision": precision,
     "grading": grading,
 }
 
