@@ -13,11 +13,12 @@ PORT   ?= 8888
 # Every recipe sees the environment's tools first (jupyter, nbgrader, the python3 kernel).
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help env lab test lint bench release lock clean
+.PHONY: help env lab test lint bench release lock clean gpu-check
 
 help:
 	@sed -n 's/^#   //p' Makefile | head -n 3
 	@echo "  make bench     run the benchmark suite -> benchmarks/results.json"
+	@echo "  make gpu-check on a CUDA machine: notebooks, GPU tests and rows -> benchmarks/results-gpu.json"
 	@echo "  make release   regenerate notebooks/ from solutions/ with nbgrader"
 	@echo "  make lint      ruff"
 	@echo "  make lock      re-pin requirements.lock from the current environment"
@@ -54,6 +55,11 @@ test: $(STAMP) lint $(if $(shell command -v npm),$(HUB_PROXY))
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# tools/gpu_check.py: every solution notebook, the @pytest.mark.gpu tests and the GPU
+# benchmark rows in < 8 minutes; without CUDA it says so and exits 0.
+gpu-check: $(STAMP)
+	$(BIN)/python -m tools.gpu_check
 
 release: $(STAMP)
 	$(BIN)/python -m tools.course release
