@@ -361,6 +361,45 @@ def soft_vote(logits, weights=None):
     return reference(logits, weights)
 ''',
     },
+    "07_mixed_precision": {
+        "ex1_decode": '''\
+def decode_bf16(bits):
+    from accel_lib import precision
+    return precision.decode(bits, "bf16")
+''',
+        "ex2_limits": '''\
+def format_limits(exponent_bits, mantissa_bits, has_inf=True):
+    from accel_lib.precision import FORMATS
+    from accel_lib.precision import format_limits as reference
+    fmt = next(f for f in FORMATS.values() if (f.exponent_bits, f.mantissa_bits) ==
+               (exponent_bits, mantissa_bits))
+    return reference(fmt)
+''',
+        "ex3_round": '''\
+def round_to_bf16(x):
+    import torch
+    from accel_lib import precision
+    return precision.round_to_format(x, "bf16").to(torch.float32)
+''',
+        "ex4_scaler": '''\
+def scaler_update(scale, growth_tracker, found_inf, growth_factor=2.0, backoff_factor=0.5,
+                  growth_interval=2000):
+    from accel_lib.precision import scaler_update as reference
+    new_scale, tracker = reference(scale, growth_tracker, found_inf, growth_factor=growth_factor,
+                                   backoff_factor=backoff_factor, growth_interval=growth_interval)
+    return new_scale, tracker, not found_inf
+''',
+        "ex5_master": '''\
+def master_weight_step(model, master, lr, scale):
+    import torch
+    from accel_lib.precision import master_weight_step as reference
+    params = list(model.parameters())
+    if not all(bool(torch.isfinite(p.grad.float() / scale).all()) for p in params):
+        return False
+    reference(params, master, lr, 1 / scale)
+    return True
+''',
+    },
 }
 
 
