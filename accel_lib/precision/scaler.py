@@ -157,16 +157,26 @@ class MasterWeights:
         self.optimizer.zero_grad(set_to_none=True)
 
 
+class _CountingSGD(torch.optim.SGD):
+    """SGD that counts the steps it was asked to take (a skipped step never calls it)."""
+
+    taken = 0
+
+    def step(self, closure=None):  # noqa: ANN001, ANN201 (torch's signature)
+        self.taken += 1
+        return super().step(closure)
+
+
 def _grad_stream_steps(grads: Sequence[float], step: Callable[[torch.Tensor, torch.Tensor], None],
                        ) -> list[bool]:
     w = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.SGD([w], lr=1e-3)
+    opt = _CountingSGD([w], lr=1e-3)
     skipped = []
     for g in grads:
-        before = w.detach().tolist()
+        before = opt.taken
         opt.zero_grad(set_to_none=True)
         step((w * torch.tensor([g])).sum(), opt)
-        skipped.append(before == w.detach().tolist())  # plain Python: no torch comparison
+        skipped.append(opt.taken == before)  # optimizer.step() not called: skipped
     return skipped
 
 
