@@ -373,7 +373,7 @@ def format_limits(exponent_bits, mantissa_bits, has_inf=True):
     from accel_lib.precision import format_limits as reference
     fmt = next(f for f in FORMATS.values() if (f.exponent_bits, f.mantissa_bits) ==
                (exponent_bits, mantissa_bits))
-    return reference(fmt)
+    return {k: v for k, v in reference(fmt).items() if k != "eps"}
 ''',
         "ex3_round": '''\
 def round_to_bf16(x):
