@@ -13,6 +13,7 @@ import torch
 from accel_lib.bench import markdown_table
 
 from . import (
+    deploy,
     distillation,
     fusion,
     grading,
@@ -37,6 +38,7 @@ SUITES = {
     "lowrank": lowrank,
     "fusion": fusion,
     "grading": grading,
+    "deploy": deploy,
 }
 
 
