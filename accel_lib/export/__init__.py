@@ -30,6 +30,7 @@ from .onnx import (
     DEFAULT_OPSET,
     export_onnx,
     graph_ops,
+    max_abs_diff,
     node_count,
     onnx_max_abs_diff,
     unsupported_layer,
@@ -40,6 +41,7 @@ from .ort import (
     DigitsCalibrationReader,
     available_providers,
     make_session,
+    nodes_removed,
     optimize_levels,
     ort_predict,
     quantize_onnx,
@@ -71,9 +73,9 @@ __all__ = [
     "FORMATS", "model_format", "check_model_file", "file_size_bytes", "import_tf",
     # onnx
     "DEFAULT_OPSET", "export_onnx", "graph_ops", "node_count", "onnx_max_abs_diff",
-    "unsupported_layer",
+    "max_abs_diff", "unsupported_layer",
     # ort
-    "OPT_LEVELS", "QUANT_MODES", "make_session", "optimize_levels", "ort_predict",
+    "OPT_LEVELS", "QUANT_MODES", "make_session", "optimize_levels", "nodes_removed", "ort_predict",
     "DigitsCalibrationReader", "quantize_onnx", "available_providers",
     # tflite
     "TFLITE_MODES", "KERAS_KINDS", "to_nhwc", "keras_model", "train_keras",

@@ -25,8 +25,8 @@ from torch import nn
 from .._validate import check_int, check_module, check_tensor
 from ._files import check_model_file
 
-__all__ = ["DEFAULT_OPSET", "export_onnx", "graph_ops", "node_count", "onnx_max_abs_diff",
-           "unsupported_layer"]
+__all__ = ["DEFAULT_OPSET", "export_onnx", "graph_ops", "node_count", "max_abs_diff",
+           "onnx_max_abs_diff", "unsupported_layer"]
 
 DEFAULT_OPSET = 17
 
@@ -136,6 +136,24 @@ def node_count(model_file: str | os.PathLike) -> int:
     return sum(graph_ops(model_file).values())
 
 
+def max_abs_diff(reference: object, candidate: object) -> float:
+    """``max |reference - candidate|`` over every element of two arrays (numpy or torch) of
+    the same shape, as a float: the parity figure of an export.
+
+    Raises ValueError when the shapes differ (broadcasting would compare the wrong
+    elements) or an array is empty.
+    """
+    a = reference.detach().cpu().numpy() if isinstance(reference, torch.Tensor) else \
+        np.asarray(reference)
+    b = candidate.detach().cpu().numpy() if isinstance(candidate, torch.Tensor) else \
+        np.asarray(candidate)
+    if a.shape != b.shape:
+        raise ValueError(f"candidate must have the reference's shape {a.shape}, got {b.shape}")
+    if a.size == 0:
+        raise ValueError("reference must not be empty, got shape " + str(a.shape))
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+
+
 def onnx_max_abs_diff(model: nn.Module, model_file: str | os.PathLike,
                       x: torch.Tensor) -> float:
     """``max |PyTorch(x) - ONNX Runtime(x)|`` over every logit: the exporter's parity check
@@ -147,6 +165,4 @@ def onnx_max_abs_diff(model: nn.Module, model_file: str | os.PathLike,
     with torch.no_grad():
         ref = model.eval()(x).numpy()
     got = make_session(model_file).run(None, {"x": x.numpy()})[0]
-    if got.shape != ref.shape:
-        raise ValueError(f"ONNX output shape {got.shape} differs from PyTorch's {ref.shape}")
-    return float(np.max(np.abs(ref - got)))
+    return max_abs_diff(ref, got)

@@ -16,6 +16,7 @@ which on a shared machine measures contention, not the runtime.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 from .._validate import check_choice, check_int
 from ._files import check_model_file
 
-__all__ = ["OPT_LEVELS", "make_session", "optimize_levels", "ort_predict",
+__all__ = ["OPT_LEVELS", "make_session", "optimize_levels", "nodes_removed", "ort_predict",
            "DigitsCalibrationReader", "quantize_onnx", "QUANT_MODES", "available_providers"]
 
 OPT_LEVELS = ("disabled", "basic", "extended", "all")
@@ -96,6 +97,24 @@ def optimize_levels(model_file: str | os.PathLike, out_dir: str | os.PathLike, *
     return out
 
 
+def nodes_removed(model_file: str | os.PathLike, level: str) -> int:
+    """How many nodes ONNX Runtime's ``level`` removes from the graph: the node count of the
+    graph saved at ``disabled`` minus the one saved at ``level`` (fusions, eliminations;
+    negative when a level adds nodes, e.g. ``all``'s layout reorders)."""
+    import tempfile
+
+    from .onnx import node_count
+
+    check_choice(level, "level", OPT_LEVELS)
+    with tempfile.TemporaryDirectory() as tmp:
+        counts = []
+        for lv in ("disabled", level):
+            saved = Path(tmp) / f"{lv}.onnx"
+            make_session(model_file, lv, optimized_path=saved)
+            counts.append(node_count(saved))
+    return counts[0] - counts[1]
+
+
 def ort_predict(session: Any, x: np.ndarray) -> np.ndarray:
     """Run a one-input session on ``x`` (float32, any batch size) and return its first output."""
     name = session.get_inputs()[0].name
@@ -144,13 +163,24 @@ def quantize_onnx(model_file: str | os.PathLike, out_file: str | os.PathLike,
 
     Raises ValueError for a static run without (or with empty) ``calibration_data``.
     """
-    from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     path = check_model_file(model_file, ("onnx",), "model_file")
     check_choice(mode, "mode", QUANT_MODES)
     out = Path(out_file)
     out.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # ORT's "consider pre-processing" warning on every call
+    try:
+        return _quantize(path, out, mode, calibration_data, per_channel)
+    finally:
+        root.setLevel(level)
+
+
+def _quantize(path: Path, out: Path, mode: str, calibration_data: np.ndarray | None,
+              per_channel: bool) -> Path:
+    from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
     if mode == "dynamic":
         quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8,
                          per_channel=per_channel)

@@ -18,6 +18,7 @@ deprecated). TensorFlow is imported inside the functions, after torch (see ``_tf
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,8 @@ def convert_tflite(model: Any, mode: str = "float32", *,
         conv.inference_output_type = tf.int8
     from ..fusion.xla import _quiet_native_stderr
 
-    with _quiet_native_stderr():
+    with _quiet_native_stderr(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Statistics for quantized inputs were expected..."
         content = conv.convert()
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -213,6 +215,6 @@ def tensor_qparams(model: bytes | str | os.PathLike) -> list[dict[str, Any]]:
         if t["dtype"] != np.int8:
             continue
         qp = t["quantization_parameters"]
-        out.append({"name": t["name"], "dtype": "int8", "shape": tuple(t["shape"]),
+        out.append({"name": t["name"], "dtype": "int8", "shape": tuple(int(d) for d in t["shape"]),
                     "scale": np.asarray(qp["scales"]), "zero_point": np.asarray(qp["zero_points"])})
     return out
