@@ -25,7 +25,14 @@ from __future__ import annotations
 
 from ._files import FORMATS, check_model_file, file_size_bytes, model_format
 from ._tf import import_tf
-from .measure import VARIANT_HEADER, Variant, accuracy, digits_arrays, measure_variant
+from .measure import (
+    VARIANT_HEADER,
+    Variant,
+    accuracy,
+    cpu_description,
+    digits_arrays,
+    measure_variant,
+)
 from .onnx import (
     DEFAULT_OPSET,
     export_onnx,
@@ -87,4 +94,5 @@ __all__ = [
     "TRT_PRECISIONS", "trtexec_command", "tensorrt_providers", "cuda_session_timing",
     # measure
     "Variant", "VARIANT_HEADER", "measure_variant", "accuracy", "digits_arrays",
+    "cpu_description",
 ]

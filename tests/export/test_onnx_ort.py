@@ -131,3 +131,41 @@ def test_import_is_tensorflow_free():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_max_abs_diff_hand_computed_and_shape_check():
+    ref = np.array([[1.0, -2.0], [0.5, -1.0]], dtype=np.float32)
+    cand = np.array([[1.0, -1.5], [0.5, 1.0]], dtype=np.float32)
+    assert EX.max_abs_diff(ref, cand) == 2.0  # the largest difference is negative: abs first
+    assert EX.max_abs_diff(torch.tensor([1.0], requires_grad=True), torch.tensor([1.25])) == 0.25
+    with pytest.raises(ValueError, match=r"candidate must have the reference's shape \(4, 10\)"):
+        EX.max_abs_diff(np.zeros((4, 10)), np.zeros((1, 10)))
+
+
+def test_nodes_removed_on_a_hand_built_graph(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    gen = np.random.default_rng(0)
+    init = [numpy_helper.from_array(gen.standard_normal((4, 1, 3, 3)).astype(np.float32), "W")]
+    init += [numpy_helper.from_array(np.full(4, v, np.float32), n)
+             for n, v in (("gamma", 1.5), ("beta", 0.1), ("mean", 0.2), ("var", 2.0))]
+    nodes = [helper.make_node("Identity", ["x"], ["x1"]),
+             helper.make_node("Conv", ["x1", "W"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["b"]),
+             helper.make_node("Relu", ["b"], ["r"]), helper.make_node("Flatten", ["r"], ["f"]),
+             helper.make_node("Identity", ["f"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "hand", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 256])], init)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "hand.onnx"
+    onnx.save(model, str(path))
+    # basic: both Identity and the BatchNorm (folded into the Conv); extended: also the Relu
+    assert [EX.nodes_removed(path, lv) for lv in EX.OPT_LEVELS] == [0, 3, 4, 3]
+
+
+def test_cpu_description_names_an_isa():
+    text = EX.cpu_description()
+    assert text.endswith(")") and "(" in text
