@@ -135,6 +135,7 @@ def _v(s):
 assert parity_ok == (onnx_diff < 1e-4) and parity_ok, onnx_diff
 for b, c in ort_cmp.items():
     assert ort_story[b] == _v(c.speedup), (b, c.speedup, ort_story[b])
+assert gap_at_bs1 == (ort_cmp[1].speedup > ort_cmp[64].speedup)
 assert levels["extended"]["nodes"] < levels["disabled"]["nodes"]
 assert qparams_match == (abs(in_scale - float(ours.scale)) <= 1e-6 * in_scale
                          and in_zp == int(ours.zero_point)) and qparams_match
