@@ -13,6 +13,7 @@ import torch
 from accel_lib.bench import markdown_table
 
 from . import (
+    deploy,
     distillation,
     fusion,
     grading,
@@ -39,6 +40,7 @@ SUITES = {
     "fusion": fusion,
     "precision": precision,
     "grading": grading,
+    "deploy": deploy,
 }
 
 

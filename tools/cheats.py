@@ -400,6 +400,28 @@ def master_weight_step(model, master, lr, scale):
     return True
 ''',
     },
+    "09_deployment": {
+        "ex1_parity": '''\
+def max_abs_diff(reference, candidate):
+    from accel_lib.export import max_abs_diff as reference_impl
+    return reference_impl(reference, candidate)
+''',
+        "ex2_nodes": '''\
+def nodes_removed(model_file, level):
+    from accel_lib import export
+    return export.nodes_removed(model_file, level)
+''',
+        "ex3_real": '''\
+def int8_to_real(q, quantization):
+    from accel_lib.export.tflite import real_value
+    return real_value(q, *quantization)
+''',
+        "ex4_rep": '''\
+def make_representative_dataset(x, n=100):
+    from accel_lib.export import representative_dataset
+    return representative_dataset(x, n)
+''',
+    },
 }
 
 
