@@ -20,6 +20,7 @@ from . import (
     machine,
     notebooks,
     optim,
+    parallel,
     pruning,
     quantization,
 )
@@ -37,6 +38,7 @@ SUITES = {
     "lowrank": lowrank,
     "fusion": fusion,
     "grading": grading,
+    "parallel": parallel,
 }
 
 
