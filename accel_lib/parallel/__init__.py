@@ -26,8 +26,10 @@ from .data import (
     data_parallel_worker,
     digits_dataset,
     make_model,
+    mean_over_ranks,
     single_process_train,
 )
+from .demo import model_parallel_demo_worker, ring_demo_worker
 from .launcher import BACKENDS, WorkerError, WorkerTimeoutError, default_backend, free_port, launch
 from .pipeline import (
     bubble_fraction,
@@ -48,6 +50,7 @@ from .tensor import (
     ColumnParallelLinear,
     MegatronMLP,
     RowParallelLinear,
+    megatron_partials,
     mlp_block,
     shard_linear,
     tensor_parallel_worker,
@@ -56,13 +59,13 @@ from .testing import fail_worker, hang_worker, spin_worker
 from .tf_mirrored import mirrored_vs_single
 
 __all__ = [
-    "BACKENDS", "MODES", "ColumnParallelLinear", "MegatronMLP", "RowParallelLinear",
+    "BACKENDS", "ColumnParallelLinear", "MODES", "MegatronMLP", "RowParallelLinear",
     "WorkerError", "WorkerTimeoutError", "allreduce_time_worker", "average_gradients_",
     "bubble_fraction", "bubble_worker", "check_batch", "data_parallel_modes_worker",
-    "data_parallel_worker",
-    "default_backend", "digits_dataset", "fail_worker", "free_port", "gpipe_step",
-    "hang_worker", "launch", "make_model", "mirrored_vs_single", "mlp_block",
-    "pipeline_model", "pipeline_worker", "ring_all_reduce_", "ring_bytes",
-    "ring_check_worker", "ring_schedule", "shard_linear", "single_process_train",
-    "spin_worker", "split_stages", "tensor_parallel_worker",
+    "data_parallel_worker", "default_backend", "digits_dataset", "fail_worker", "free_port",
+    "gpipe_step", "hang_worker", "launch", "make_model", "mean_over_ranks",
+    "megatron_partials", "mirrored_vs_single", "mlp_block", "model_parallel_demo_worker",
+    "pipeline_model", "pipeline_worker", "ring_all_reduce_", "ring_bytes", "ring_check_worker",
+    "ring_demo_worker", "ring_schedule", "shard_linear", "single_process_train", "spin_worker",
+    "split_stages", "tensor_parallel_worker",
 ]

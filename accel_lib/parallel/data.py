@@ -26,7 +26,7 @@ from .._validate import check_choice, check_int, check_real
 from ..data import load_digits_arrays
 from ..models import MLP
 
-__all__ = ["average_gradients_", "check_batch", "digits_dataset", "make_model",
+__all__ = ["average_gradients_", "check_batch", "digits_dataset", "make_model", "mean_over_ranks",
            "data_parallel_worker", "data_parallel_modes_worker", "single_process_train", "MODES"]
 
 MODES = ("manual", "ddp")
@@ -148,3 +148,14 @@ def data_parallel_modes_worker(rank: int, world_size: int, modes: tuple[str, ...
         out["timing"] = data_parallel_worker(rank, world_size, "ddp", timing_steps,
                                              timing_batch * world_size, lr, seed)
     return out
+
+
+def mean_over_ranks(per_rank: list[list[torch.Tensor]]) -> list[torch.Tensor]:
+    """What the gradient all-reduce + divide computes, in one process: ``per_rank[r][i]`` is
+    rank ``r``'s gradient of parameter ``i``; returns each parameter's mean over the ranks."""
+    if not per_rank:
+        raise ValueError("per_rank must hold at least one rank's gradients, got an empty list")
+    if len({len(g) for g in per_rank}) != 1:
+        raise ValueError("per_rank: every rank must hold one gradient per parameter, got "
+                         f"lengths {[len(g) for g in per_rank]}")
+    return [torch.stack(list(grads)).mean(dim=0) for grads in zip(*per_rank, strict=True)]

@@ -22,8 +22,8 @@ from torch import nn
 
 from .._validate import check_choice, check_int, check_module
 
-__all__ = ["shard_linear", "ColumnParallelLinear", "RowParallelLinear", "MegatronMLP",
-           "mlp_block", "tensor_parallel_worker"]
+__all__ = ["shard_linear", "megatron_partials", "ColumnParallelLinear", "RowParallelLinear",
+           "MegatronMLP", "mlp_block", "tensor_parallel_worker"]
 
 
 def shard_linear(linear: nn.Linear, dim: str, rank: int,
@@ -118,3 +118,17 @@ def tensor_parallel_worker(rank: int, world_size: int, d_model: int = 32, d_hidd
             "all_reduces": tp.fc2.all_reduces,
             "params": sum(p.numel() for p in tp.parameters()),
             "full_params": sum(p.numel() for p in block.parameters())}
+
+
+def megatron_partials(block: nn.Sequential, x: torch.Tensor,
+                      world_size: int) -> list[torch.Tensor]:
+    """Each rank's output of the Megatron MLP *before* the all-reduce, computed in one process:
+    ``gelu(x W1_r^T + b1_r) W2[:, r]^T`` (no fc2 bias). Their sum plus fc2's bias is
+    ``block(x)``."""
+    world_size = check_int(world_size, "world_size", minimum=1)
+    out = []
+    for r in range(world_size):
+        w1, b1 = shard_linear(block[0], "column", r, world_size)
+        w2, _ = shard_linear(block[2], "row", r, world_size)
+        out.append(F.linear(F.gelu(F.linear(x, w1, b1)), w2))
+    return out

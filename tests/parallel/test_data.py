@@ -69,3 +69,13 @@ def test_average_gradients_in_a_world_of_one():
         assert all(torch.equal(a, p.grad) for a, p in zip(before, model.parameters(), strict=True))
     finally:
         dist.destroy_process_group()
+
+
+def test_mean_over_ranks():
+    got = PA.mean_over_ranks([[torch.tensor([1.0, 3.0]), torch.tensor(2.0)],
+                              [torch.tensor([3.0, 5.0]), torch.tensor(4.0)]])
+    assert torch.equal(got[0], torch.tensor([2.0, 4.0])) and got[1].item() == 3.0
+    with pytest.raises(ValueError, match="per_rank"):
+        PA.mean_over_ranks([])
+    with pytest.raises(ValueError, match="per_rank"):
+        PA.mean_over_ranks([[torch.ones(1)], []])

@@ -96,3 +96,12 @@ def test_shard_errors():
         PA.shard_linear(lin, "column", 2, 2)
     with pytest.raises(ValueError, match="nn.Linear"):
         PA.shard_linear(nn.ReLU(), "column", 0, 1)
+
+
+def test_megatron_partials_sum_to_the_block():
+    block = PA.mlp_block(8, 16)
+    x = torch.randn(3, 8)
+    for world in (1, 2, 4):
+        parts = PA.megatron_partials(block, x, world)
+        assert len(parts) == world
+        assert torch.allclose(sum(parts) + block[2].bias, block(x), atol=1e-6)
