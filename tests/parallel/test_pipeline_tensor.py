@@ -105,3 +105,12 @@ def test_megatron_partials_sum_to_the_block():
         parts = PA.megatron_partials(block, x, world)
         assert len(parts) == world
         assert torch.allclose(sum(parts) + block[2].bias, block(x), atol=1e-6)
+
+
+def test_model_parallel_demo_worker_batches_pipeline_tensor_and_bubble():
+    per_rank = PA.launch(PA.model_parallel_demo_worker, 2, (2, 8, (1, 2)), timeout=90)
+    for r in per_rank:
+        assert r["tensor"]["max_abs_diff"] <= 1e-5
+        assert [b["micro_batches"] for b in r["bubble"]] == [1, 2]
+        assert [b["formula"] for b in r["bubble"]] == [0.5, 1 / 3]
+        assert all(0 <= b["idle_fraction"] <= 1 for b in r["bubble"])
