@@ -30,7 +30,15 @@ from .data import (
     single_process_train,
 )
 from .demo import model_parallel_demo_worker, ring_demo_worker
-from .launcher import BACKENDS, WorkerError, WorkerTimeoutError, default_backend, free_port, launch
+from .launcher import (
+    BACKENDS,
+    WorkerError,
+    WorkerTimeoutError,
+    default_backend,
+    free_port,
+    launch,
+    worker_device,
+)
 from .pipeline import (
     bubble_fraction,
     bubble_worker,
@@ -67,5 +75,5 @@ __all__ = [
     "megatron_partials", "mirrored_vs_single", "mlp_block", "model_parallel_demo_worker",
     "pipeline_model", "pipeline_worker", "ring_all_reduce_", "ring_bytes", "ring_check_worker",
     "ring_demo_worker", "ring_schedule", "shard_linear", "single_process_train", "spin_worker",
-    "split_stages", "tensor_parallel_worker",
+    "split_stages", "tensor_parallel_worker", "worker_device",
 ]

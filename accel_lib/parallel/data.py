@@ -25,6 +25,7 @@ from torch.utils.data.distributed import DistributedSampler
 from .._validate import check_choice, check_int, check_real
 from ..data import load_digits_arrays
 from ..models import MLP
+from .launcher import worker_device
 
 __all__ = ["average_gradients_", "check_batch", "digits_dataset", "make_model", "mean_over_ranks",
            "data_parallel_worker", "data_parallel_modes_worker", "single_process_train", "MODES"]
@@ -73,8 +74,8 @@ def _loader(world_size: int, rank: int, per_rank: int, seed: int) -> DataLoader:
     return DataLoader(data, batch_size=per_rank, sampler=sampler, drop_last=True)
 
 
-def _train(model: nn.Module, loader: DataLoader, steps: int, lr: float,
-           sync: nn.Module | None) -> tuple[nn.Module, list[float], list[float]]:
+def _train(model: nn.Module, loader: DataLoader, steps: int, lr: float, sync: nn.Module | None,
+           device: torch.device | None = None) -> tuple[nn.Module, list[float], list[float]]:
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     losses, step_ms = [], []
@@ -82,6 +83,8 @@ def _train(model: nn.Module, loader: DataLoader, steps: int, lr: float,
     while done < steps:
         loader.sampler.set_epoch(epoch)
         for x, y in loader:
+            if device is not None and device.type != "cpu":
+                x, y = x.to(device), y.to(device)
             t0 = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
@@ -89,6 +92,8 @@ def _train(model: nn.Module, loader: DataLoader, steps: int, lr: float,
             if sync is not None:
                 average_gradients_(sync)
             opt.step()
+            if device is not None and device.type == "cuda":
+                torch.cuda.synchronize(device)
             step_ms.append((time.perf_counter() - t0) * 1e3)
             losses.append(loss.item())
             done += 1
@@ -110,14 +115,16 @@ def data_parallel_worker(rank: int, world_size: int, mode: str = "manual", steps
     mode = check_choice(mode, "mode", MODES)
     per_rank = check_batch(batch_size, world_size)
     steps = check_int(steps, "steps")
-    model = make_model(seed, hidden)
+    device = worker_device()
+    model = make_model(seed, hidden).to(device)
     loader = _loader(world_size, rank, per_rank, seed)
     if mode == "ddp":
-        ddp = nn.parallel.DistributedDataParallel(model)
-        _, losses, step_ms = _train(ddp, loader, steps, lr, None)
+        ids = [device.index] if device.type == "cuda" else None
+        ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        _, losses, step_ms = _train(ddp, loader, steps, lr, None, device)
     else:
-        _, losses, step_ms = _train(model, loader, steps, lr, model)
-    return {"state": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        _, losses, step_ms = _train(model, loader, steps, lr, model, device)
+    return {"state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
             "losses": losses, "step_ms": step_ms, "rank": rank}
 
 

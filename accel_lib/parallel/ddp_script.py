@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     if "RANK" not in os.environ:  # plain `python -m`: a world of one
         os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
                           MASTER_PORT=str(free_port()))
-    dist.init_process_group(default_backend())
+    if default_backend(int(os.environ["WORLD_SIZE"])) == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(default_backend(int(os.environ["WORLD_SIZE"])))
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
         res = data_parallel_worker(rank, world, args.mode, args.steps, args.batch_size,

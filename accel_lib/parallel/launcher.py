@@ -33,7 +33,7 @@ import torch.multiprocessing as mp
 from .._validate import check_choice, check_int, check_real
 
 __all__ = ["launch", "WorkerError", "WorkerTimeoutError", "free_port", "default_backend",
-           "BACKENDS"]
+           "worker_device", "BACKENDS"]
 
 BACKENDS = ("gloo", "nccl")
 
@@ -58,11 +58,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def default_backend() -> str:
-    """``"nccl"`` when CUDA (and NCCL) are available, else ``"gloo"``."""
-    if torch.cuda.is_available() and dist.is_nccl_available():
+def default_backend(world_size: int = 1) -> str:
+    """``"nccl"`` when CUDA, NCCL and one GPU per rank (``world_size``) are there, else
+    ``"gloo"`` (CPU tensors; NCCL cannot run two ranks on one GPU)."""
+    if (torch.cuda.is_available() and dist.is_nccl_available()
+            and torch.cuda.device_count() >= world_size):
         return "nccl"
     return "gloo"
+
+
+def worker_device() -> torch.device:
+    """Where a worker's tensors live: its GPU under NCCL, else the CPU."""
+    if dist.is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def _worker(rank: int, world_size: int, port: int, backend: str, timeout: float,
@@ -104,7 +113,7 @@ def launch(fn: Callable[..., Any], world_size: int, args: Sequence[Any] = (), *,
         fn: a module-level function importable by a fresh process.
         world_size: number of processes (>= 1).
         args: extra positional arguments, picklable, the same for every rank.
-        backend: ``"gloo"`` or ``"nccl"``; ``None`` picks nccl with CUDA, else gloo.
+        backend: ``"gloo"`` or ``"nccl"``; ``None`` picks nccl with one GPU per rank, else gloo.
         timeout: seconds the whole run may take (also the collectives' timeout).
 
     Returns:
@@ -118,7 +127,7 @@ def launch(fn: Callable[..., Any], world_size: int, args: Sequence[Any] = (), *,
         raise TypeError(f"fn must be a callable (a module-level function), got {type(fn).__name__}")
     world_size = check_int(world_size, "world_size", minimum=1)
     timeout = check_real(timeout, "timeout", low=0.0, low_open=True)
-    backend = check_choice(backend or default_backend(), "backend", BACKENDS)
+    backend = check_choice(backend or default_backend(world_size), "backend", BACKENDS)
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
     port = free_port()

@@ -20,6 +20,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .._validate import check_int, check_module, check_real
+from .launcher import worker_device
 
 __all__ = ["split_stages", "bubble_fraction", "pipeline_model", "gpipe_step",
            "pipeline_worker", "bubble_worker"]
@@ -74,9 +75,11 @@ def gpipe_step(stage: nn.Module, x: torch.Tensor, target: torch.Tensor, micro_ba
     xs = torch.tensor_split(x, m)
     ts = torch.tensor_split(target, m)
     n = x.shape[0]
+    device = x.device
     # The previous stage sends each activation's shape first, then the activation.
     inputs, outputs, losses, sends = [], [], [], []
     busy = 0.0
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     cost_s = check_real(stage_ms, "stage_ms", low=0.0) / 1e3
     dist.barrier()
     start = time.perf_counter()
@@ -84,9 +87,9 @@ def gpipe_step(stage: nn.Module, x: torch.Tensor, target: torch.Tensor, micro_ba
         if rank == 0:
             inp = xs[i]
         else:
-            shape = torch.empty(x.dim(), dtype=torch.long)
+            shape = torch.empty(x.dim(), dtype=torch.long, device=device)
             dist.recv(shape, rank - 1)
-            inp = torch.empty(*shape.tolist())
+            inp = torch.empty(*shape.tolist(), device=device)
             dist.recv(inp, rank - 1)
             inp.requires_grad_(True)
         t0 = time.perf_counter()
@@ -94,12 +97,13 @@ def gpipe_step(stage: nn.Module, x: torch.Tensor, target: torch.Tensor, micro_ba
         time.sleep(cost_s * inp.shape[0] / n)
         if rank == p - 1:
             losses.append(loss_fn(out, ts[i]) / n)
+        sync()
         busy += time.perf_counter() - t0
         inputs.append(inp)
         outputs.append(out)
         if rank < p - 1:
             o = out.detach().contiguous()
-            sh = torch.tensor(o.shape, dtype=torch.long)
+            sh = torch.tensor(o.shape, dtype=torch.long, device=device)
             sends += [(dist.isend(sh, rank + 1), sh), (dist.isend(o, rank + 1), o)]
     for i in reversed(range(m)):
         if rank == p - 1:
@@ -112,6 +116,7 @@ def gpipe_step(stage: nn.Module, x: torch.Tensor, target: torch.Tensor, micro_ba
             t0 = time.perf_counter()
             outputs[i].backward(grad)
             time.sleep(2 * cost_s * xs[i].shape[0] / n)
+        sync()
         busy += time.perf_counter() - t0
         if rank > 0:
             g = inputs[i].grad.contiguous()
@@ -135,17 +140,20 @@ def pipeline_worker(rank: int, world_size: int, micro_batches: int = 4, batch: i
     Returns this stage's parameter gradients (``grads``, by full-model parameter name),
     the last rank's ``outputs`` and ``loss``, and the stage's ``idle_s`` / ``total_s``.
     """
+    device = worker_device()
     full = pipeline_model(seed, width, layers)
     stages = split_stages(full, world_size)
     offset = sum(len(s) for s in stages[:rank])
     gen = torch.Generator().manual_seed(seed + 1)
-    x = torch.randn(batch, width, generator=gen)
-    target = torch.randn(batch, width, generator=gen)
-    res = gpipe_step(stages[rank], x, target, micro_batches)
+    x = torch.randn(batch, width, generator=gen).to(device)
+    target = torch.randn(batch, width, generator=gen).to(device)
+    res = gpipe_step(stages[rank].to(device), x, target, micro_batches)
+    if res["outputs"] is not None:
+        res["outputs"] = res["outputs"].cpu()
     grads = {}
     for name, param in stages[rank].named_parameters():
         idx, rest = name.split(".", 1)
-        grads[f"{int(idx) + offset}.{rest}"] = param.grad.clone()
+        grads[f"{int(idx) + offset}.{rest}"] = param.grad.cpu().clone()
     res["grads"] = grads
     return res
 
@@ -161,10 +169,11 @@ def bubble_worker(rank: int, world_size: int, micro_counts: Sequence[int], batch
     ``repeats`` of ``idle_s / total_s`` on this rank.
     """
     full = pipeline_model(0, width, layers_per_stage * world_size)
-    stage = split_stages(full, world_size)[rank]
+    device = worker_device()
+    stage = split_stages(full, world_size)[rank].to(device)
     gen = torch.Generator().manual_seed(1)
-    x = torch.randn(batch, width, generator=gen)
-    target = torch.randn(batch, width, generator=gen)
+    x = torch.randn(batch, width, generator=gen).to(device)
+    target = torch.randn(batch, width, generator=gen).to(device)
     out = []
     for m in micro_counts:
         fracs = []

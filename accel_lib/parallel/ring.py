@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 
 from .._validate import check_int, check_tensor
+from .launcher import worker_device
 
 __all__ = ["ring_schedule", "ring_all_reduce_", "ring_bytes", "ring_check_worker",
            "allreduce_time_worker"]
@@ -91,7 +92,7 @@ def ring_check_worker(rank: int, world_size: int, sizes: tuple[int, ...],
     out = []
     for n in sizes:
         gen = torch.Generator().manual_seed(seed + 1000 * rank + n)
-        x = torch.randn(n, generator=gen, dtype=torch.float64)
+        x = torch.randn(n, generator=gen, dtype=torch.float64).to(worker_device())
         mine, ref = x.clone(), x.clone()
         sent = ring_all_reduce_(mine)
         dist.all_reduce(ref)
@@ -107,7 +108,8 @@ def allreduce_time_worker(rank: int, world_size: int, numel: int, repeats: int =
     Every rank runs the same fixed number of calls (a collective must be called by all), with a
     barrier before each sample. Returns per-call milliseconds of each (lists) on this rank.
     """
-    x = torch.randn(numel)
+    device = worker_device()
+    x = torch.randn(numel, device=device)
     ring_ms, lib_ms = [], []
     for i in range(warmup + repeats):
         for fn, store in ((ring_all_reduce_, ring_ms), (dist.all_reduce, lib_ms)):
@@ -115,6 +117,8 @@ def allreduce_time_worker(rank: int, world_size: int, numel: int, repeats: int =
             dist.barrier()
             t0 = time.perf_counter()
             fn(y)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
             dt = (time.perf_counter() - t0) * 1e3
             if i >= warmup:
                 store.append(dt)

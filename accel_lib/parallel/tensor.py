@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validate import check_choice, check_int, check_module
+from .launcher import worker_device
 
 __all__ = ["shard_linear", "megatron_partials", "ColumnParallelLinear", "RowParallelLinear",
            "MegatronMLP", "mlp_block", "tensor_parallel_worker"]
@@ -108,9 +109,10 @@ def tensor_parallel_worker(rank: int, world_size: int, d_model: int = 32, d_hidd
     Returns ``max_abs_diff`` of the outputs, the number of ``all_reduces`` in the forward
     pass, and this rank's parameter count vs the full block's.
     """
-    block = mlp_block(d_model, d_hidden, seed)
+    device = worker_device()
+    block = mlp_block(d_model, d_hidden, seed).to(device)
     tp = MegatronMLP(block, rank, world_size)
-    x = torch.randn(batch, d_model, generator=torch.Generator().manual_seed(seed + 1))
+    x = torch.randn(batch, d_model, generator=torch.Generator().manual_seed(seed + 1)).to(device)
     with torch.no_grad():
         ref = block(x)
         out = tp(x)
