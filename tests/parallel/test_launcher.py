@@ -69,3 +69,11 @@ def test_fn_must_be_callable():
 def test_free_port_and_default_backend():
     assert 0 < PA.free_port() < 65536
     assert PA.default_backend() in PA.BACKENDS
+
+
+def test_cpu_only_or_too_few_gpus_means_gloo():
+    import torch
+
+    if torch.cuda.device_count() < 3:
+        assert PA.default_backend(3) == "gloo"
+    assert PA.worker_device().type == "cpu"  # no process group here
