@@ -51,6 +51,10 @@ class WorkerTimeoutError(TimeoutError):
     """Workers still running after the timeout (they have been killed)."""
 
 
+class _SetupError(WorkerError):
+    """A worker could not join the process group (a port taken meanwhile, a busy machine)."""
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -80,10 +84,14 @@ def _worker(rank: int, world_size: int, port: int, backend: str, timeout: float,
                       WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     try:
-        if backend == "nccl":
-            torch.cuda.set_device(rank % torch.cuda.device_count())
-        dist.init_process_group(backend, rank=rank, world_size=world_size,
-                                timeout=timedelta(seconds=timeout))
+        try:
+            if backend == "nccl":
+                torch.cuda.set_device(rank % torch.cuda.device_count())
+            dist.init_process_group(backend, rank=rank, world_size=world_size,
+                                    timeout=timedelta(seconds=timeout))
+        except Exception:  # noqa: BLE001 - reported as a setup failure, retried by launch
+            results.put((rank, None, traceback.format_exc()))
+            return
         try:
             result = fn(rank, world_size, *args)
         finally:
@@ -128,17 +136,27 @@ def launch(fn: Callable[..., Any], world_size: int, args: Sequence[Any] = (), *,
     world_size = check_int(world_size, "world_size", minimum=1)
     timeout = check_real(timeout, "timeout", low=0.0, low_open=True)
     backend = check_choice(backend or default_backend(world_size), "backend", BACKENDS)
+    deadline = time.monotonic() + timeout
+    for attempt in range(3):
+        try:
+            return _launch_once(fn, world_size, tuple(args), backend, timeout, deadline)
+        except _SetupError:
+            if attempt == 2 or time.monotonic() > deadline - 5:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _launch_once(fn: Callable[..., Any], world_size: int, args: tuple, backend: str,
+                 timeout: float, deadline: float) -> list[Any]:
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
     port = free_port()
     procs = []
     out: dict[int, Any] = {}
-    deadline = time.monotonic() + timeout
     try:
         for rank in range(world_size):
             p = ctx.Process(target=_worker, daemon=True,
-                            args=(rank, world_size, port, backend, timeout, fn, tuple(args),
-                                  results))
+                            args=(rank, world_size, port, backend, timeout, fn, args, results))
             p.start()
             procs.append(p)
         dead_since: float | None = None
@@ -161,6 +179,8 @@ def launch(fn: Callable[..., Any], world_size: int, args: Sequence[Any] = (), *,
                         raise WorkerError(r, f"process exited with code {procs[r].exitcode} "
                                              "without a result") from None
                 continue
+            if ok is None:
+                raise _SetupError(rank, payload)
             if not ok:
                 raise WorkerError(rank, payload)
             out[rank] = pickle.loads(payload)

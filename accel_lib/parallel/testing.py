@@ -18,6 +18,7 @@ def spin_worker(rank: int, world_size: int) -> dict:
 
 def fail_worker(rank: int, world_size: int, bad_rank: int = 1) -> int:
     """Rank ``bad_rank`` raises a ValueError; the others return their rank."""
+    dist.barrier()  # every rank has joined the group: the failure is fn's, not the setup's
     if rank == bad_rank:
         raise ValueError(f"rank {rank} was told to fail")
     return rank

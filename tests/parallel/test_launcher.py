@@ -77,3 +77,25 @@ def test_cpu_only_or_too_few_gpus_means_gloo():
     if torch.cuda.device_count() < 3:
         assert PA.default_backend(3) == "gloo"
     assert PA.worker_device().type == "cpu"  # no process group here
+
+
+def test_a_setup_failure_is_retried_then_reported(monkeypatch):
+    from accel_lib.parallel import launcher
+
+    calls = []
+
+    def flaky(*args):
+        calls.append(1)
+        if len(calls) < 2:
+            raise launcher._SetupError(0, "port taken")
+        return ["ok"]
+
+    monkeypatch.setattr(launcher, "_launch_once", flaky)
+    assert PA.launch(PA.spin_worker, 1) == ["ok"] and len(calls) == 2
+
+    def broken(*args):
+        raise launcher._SetupError(0, "no network")
+
+    monkeypatch.setattr(launcher, "_launch_once", broken)
+    with pytest.raises(PA.WorkerError, match="no network"):
+        PA.launch(PA.spin_worker, 1)
