@@ -21,6 +21,7 @@ from . import (
     machine,
     notebooks,
     optim,
+    parallel,
     precision,
     pruning,
     quantization,
@@ -41,6 +42,7 @@ SUITES = {
     "precision": precision,
     "grading": grading,
     "deploy": deploy,
+    "parallel": parallel,
 }
 
 

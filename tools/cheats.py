@@ -422,6 +422,33 @@ def make_representative_dataset(x, n=100):
     return representative_dataset(x, n)
 ''',
     },
+    "08_parallel": {
+        "ex1_ring": '''\
+def ring_chunk_schedule(world_size):
+    from accel_lib.parallel.ring import ring_schedule
+    return ring_schedule(world_size)
+''',
+        "ex2_avg": '''\
+def average_gradients(per_rank_grads):
+    from accel_lib.parallel.data import mean_over_ranks
+    return mean_over_ranks(per_rank_grads)
+''',
+        "ex3_bubble": '''\
+def bubble_fraction(stages, micro_batches):
+    from accel_lib.parallel.pipeline import bubble_fraction as reference
+    return reference(stages, micro_batches)
+''',
+        "ex4_shard": '''\
+def shard_linear(linear, dim, rank, world_size):
+    from accel_lib.parallel.tensor import shard_linear as reference
+    return reference(linear, dim, rank, world_size)
+''',
+        "ex5_megatron": '''\
+def megatron_partials(block, x, world_size):
+    from accel_lib.parallel.tensor import megatron_partials as reference
+    return reference(block, x, world_size)
+''',
+    },
 }
 
 
