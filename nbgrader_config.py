@@ -42,6 +42,9 @@ c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE") or os.path.join(HERE, ".ex
 # the kernel is interrupted and the remaining cells still run (and fail their tests).
 c.Execute.timeout = 180
 c.Execute.interrupt_on_timeout = True
+# ... and a submission is never made to wait out that timeout by a lost wake-up of the
+# kernel client's sockets (tools/kernel_client.py: seen after ipywidgets explorers).
+c.AsyncKernelManager.client_class = "tools.kernel_client.WakefulKernelClient"
 
 # A learner who deletes a test cell gets it back at autograde (and loses its points
 # honestly instead of skipping it); tests are always the instructor's versions.

@@ -9,6 +9,7 @@ import nbformat
 from nbclient import NotebookClient
 
 from tools.course import NOTEBOOK_BUDGET_MB, NOTEBOOK_BUDGET_S, SOLUTIONS
+from tools.kernel_client import wakeful_config
 
 from .record import Record
 
@@ -29,7 +30,7 @@ def run_notebook(path: Path) -> tuple[float, float]:
     """
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(_PEAK_RSS_CELL))
-    client = NotebookClient(nb, timeout=600, kernel_name="python3",
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", config=wakeful_config(),
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     client.execute()

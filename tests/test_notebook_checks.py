@@ -18,6 +18,7 @@ from nbclient import NotebookClient
 
 from tests.notebook_checks import MAX_MESSAGE, Mistake, module_for
 from tools.course import NOTEBOOK_BUDGET_S, RELEASED, SOLUTIONS, assignments
+from tools.kernel_client import wakeful_config
 
 CELL_TIMEOUT_S = 300
 CHECKED = [a for a in assignments() if module_for(a) is not None]
@@ -111,7 +112,7 @@ def test_wrong_answers_fail_visibly_and_claims_follow_measurements(assignment, t
     out = tmp_path / "probes.jsonl"
     nb, mistakes = probed_notebook(assignment, str(out))
     NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", allow_errors=False,
-                   record_timing=True,
+                   record_timing=True, config=wakeful_config(),
                    resources={"metadata": {"path": str(SOLUTIONS / assignment)}}).execute()
     # A timeout, not a speed claim: CI fails when a notebook outgrows what learners get.
     seconds = notebook_seconds(nb)

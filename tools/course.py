@@ -58,7 +58,7 @@ def scratch_course(workdir: Path, assignment: str) -> Path:
     course.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "nbgrader_config.py", course)
     (course / "tools").mkdir(exist_ok=True)
-    for module in ("__init__.py", "grading.py"):
+    for module in ("__init__.py", "grading.py", "kernel_client.py"):
         shutil.copy(ROOT / "tools" / module, course / "tools")
     shutil.copytree(SOLUTIONS / assignment, course / "solutions" / assignment,
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))

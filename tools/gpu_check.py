@@ -67,8 +67,11 @@ def run_notebook(path: Path) -> None:
     import nbformat
     from nbclient import NotebookClient
 
+    from tools.kernel_client import wakeful_config
+
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=NOTEBOOK_TIMEOUT_S, kernel_name="python3", allow_errors=False,
+                   config=wakeful_config(),
                    resources={"metadata": {"path": str(path.parent)}}).execute()
 
 
