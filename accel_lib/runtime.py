@@ -21,7 +21,7 @@ import torch
 from ._validate import check_int
 
 __all__ = ["set_seed", "get_device", "synchronize", "available_devices", "usable_cpus",
-           "cpu_features", "INT8_DOT_FLAGS", "BF16_FLAGS", "FP16_FLAGS"]
+           "cpu_features", "cpu_model", "INT8_DOT_FLAGS", "BF16_FLAGS", "FP16_FLAGS"]
 
 _DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
 
@@ -232,6 +232,20 @@ def _flags_from_cpuinfo(text: str) -> frozenset[str] | None:
         if sep and key.strip().lower() in ("flags", "features"):
             return frozenset(value.lower().split())
     return None
+
+
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's model name (Linux's ``model name`` line, e.g. ``"Intel(R) Xeon(R) ..."``),
+    else what :mod:`platform` knows (``"x86_64"`` at worst): what a timing belongs to."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() == "model name" and value.strip():
+            return value.strip()
+    return platform.processor() or platform.machine()
 
 
 def cpu_features(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str] | None:

@@ -18,7 +18,7 @@ import nbformat
 import pytest
 
 from tools.audit import audit_notebook, checker_names, imported_names, scan_cell
-from tools.course import RELEASED, ROOT, SOLUTIONS, assignments, nbgrader
+from tools.course import COURSE_PLUGINS, RELEASED, ROOT, SOLUTIONS, assignments, nbgrader
 from tools.grading import grade_by_hand, html_text, scrub_traceback, secret_lines
 
 ASSIGNMENTS = assignments()
@@ -205,7 +205,7 @@ def _toy_course(root: Path) -> Path:
     course = root / "course"
     (course / "tools").mkdir(parents=True)
     (course / "nbgrader_config.py").write_text((ROOT / "nbgrader_config.py").read_text())
-    for module in ("__init__.py", "grading.py"):
+    for module in COURSE_PLUGINS:
         (course / "tools" / module).write_text((ROOT / "tools" / module).read_text())
     meta = {"grade": False, "locked": False, "solution": False, "task": False,
             "schema_version": 3}

@@ -175,3 +175,17 @@ def test_cpu_features_falls_back_when_cpuinfo_is_missing(tmp_path, monkeypatch):
     assert flags is not None and flags <= {"avx2", "avx512f", "avx512_vnni", "avx512_bf16",
                                            "amx_tile", "amx_fp16", "amx_int8", "amx_bf16"}
     assert ("avx2" in flags) == torch.cpu._is_avx2_supported()
+
+
+def test_cpu_model_reads_the_model_name_line_or_falls_back(tmp_path):
+    import platform
+
+    from accel_lib.runtime import cpu_model
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\n"
+                    "model name\t: AMD EPYC 7B13 64-Core Processor\nflags\t\t: fpu avx2\n")
+    assert cpu_model(info) == "AMD EPYC 7B13 64-Core Processor"
+    info.write_text("processor\t: 0\nflags\t\t: fpu\n")  # no model name (e.g. some Arm boards)
+    assert cpu_model(info) == (platform.processor() or platform.machine())
+    assert cpu_model(tmp_path / "missing") == (platform.processor() or platform.machine())

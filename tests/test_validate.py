@@ -116,10 +116,13 @@ def test_check_tensor_finite_counts_the_bad_values():
 def _model_calls() -> dict[str, object]:
     """One call per public function with a model argument, the model given as ``m``."""
     from accel_lib import distillation as D
+    from accel_lib import export as E
     from accel_lib import fusion as F
     from accel_lib import lowrank as L
     from accel_lib import nn_utils as U
     from accel_lib import optim as O
+    from accel_lib import parallel as PA
+    from accel_lib import precision as PR
     from accel_lib import pruning as P
     from accel_lib import quantization as Q
     from accel_lib import stats as S
@@ -195,6 +198,16 @@ def _model_calls() -> dict[str, object]:
         "fusion.greedy_soup": lambda m: F.greedy_soup([m], lambda _: 0.0),
         "fusion.keras_mlp_from_torch": lambda m: F.keras_mlp_from_torch(m),
         "optim.run_steps": lambda m: O.run_steps(m, opt, [], [], steps=1),
+        "export.export_onnx": lambda m: E.export_onnx(m, x, "unused.onnx"),
+        "export.onnx_max_abs_diff": lambda m: E.onnx_max_abs_diff(m, "unused.onnx", x),
+        "export.unsupported_layer": lambda m: E.unsupported_layer(m, x),
+        "parallel.average_gradients_": lambda m: PA.average_gradients_(m),
+        "parallel.gpipe_step": lambda m: PA.gpipe_step(m, x, y, 2),
+        "parallel.split_stages": lambda m: PA.split_stages(m, 2),
+        "precision.MasterWeights": lambda m: PR.MasterWeights(m, torch.optim.SGD),
+        "precision.channels_last_timing": lambda m: PR.channels_last_timing(m, (1, 8, 8)),
+        "precision.compare_precisions": lambda m: PR.compare_precisions(m, None),
+        "precision.train_mixed": lambda m: PR.train_mixed(m, None),
     }
 
 

@@ -31,6 +31,8 @@ RELEASED = ROOT / "notebooks"
 # limit: the test suite fails a notebook over the time, the benchmarks record both.
 NOTEBOOK_BUDGET_S = 120.0
 NOTEBOOK_BUDGET_MB = 2048.0
+# The modules of tools/ that nbgrader_config.py loads: a course folder needs these beside it.
+COURSE_PLUGINS = ("__init__.py", "grading.py", "kernel_client.py")
 
 
 def assignments() -> list[str]:
@@ -58,7 +60,7 @@ def scratch_course(workdir: Path, assignment: str) -> Path:
     course.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "nbgrader_config.py", course)
     (course / "tools").mkdir(exist_ok=True)
-    for module in ("__init__.py", "grading.py", "kernel_client.py"):
+    for module in COURSE_PLUGINS:
         shutil.copy(ROOT / "tools" / module, course / "tools")
     shutil.copytree(SOLUTIONS / assignment, course / "solutions" / assignment,
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))

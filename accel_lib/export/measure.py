@@ -77,19 +77,9 @@ def digits_arrays(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
 def cpu_description() -> str:
     """This machine's CPU and its widest vector ISA, e.g. ``"Intel(R) Xeon(R) ... (AVX-512
     VNNI)"``: what a deployment table's latencies belong to."""
-    import platform
-    from pathlib import Path
+    from ..runtime import cpu_features, cpu_model
 
-    from ..runtime import cpu_features
-
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    name = cpu_model()
     flags = cpu_features() or frozenset()
     isa = ("AVX-512 VNNI" if "avx512_vnni" in flags else "AVX-512" if "avx512f" in flags else
            "AVX2" if "avx2" in flags else "Arm dot-product" if "asimddp" in flags else

@@ -52,6 +52,7 @@ def unsupported_layer(model: nn.Module, example: torch.Tensor,
     """The first leaf layer (``(qualified name, type)``) the exporter cannot translate on its
     own, found by exporting every leaf module with the input it receives; ``None`` if each
     one exports."""
+    check_module(model)
     inputs: dict[str, tuple] = {}
     leaves = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
 

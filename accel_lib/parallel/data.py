@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
-from .._validate import check_choice, check_int, check_real
+from .._validate import check_choice, check_int, check_module, check_real
 from ..data import load_digits_arrays
 from ..models import MLP
 from .launcher import worker_device
@@ -48,6 +48,7 @@ def check_batch(batch_size: int, world_size: int) -> int:
 
 def average_gradients_(model: nn.Module, group: dist.ProcessGroup | None = None) -> None:
     """All-reduce every parameter's gradient over ``group`` and divide by its size (in place)."""
+    check_module(model)
     p = dist.get_world_size(group)
     for param in model.parameters():
         if param.grad is not None:

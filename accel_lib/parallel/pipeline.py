@@ -67,6 +67,7 @@ def gpipe_step(stage: nn.Module, x: torch.Tensor, target: torch.Tensor, micro_ba
     this stage's forward and backward), ``idle_s = total_s - busy_s`` (waiting for a
     neighbour) and ``total_s`` (wall time of the whole step, the same window on every rank).
     """
+    check_module(stage, "stage")
     rank, p = dist.get_rank(), dist.get_world_size()
     m = check_int(micro_batches, "micro_batches", minimum=1)
     if x.shape[0] < m:

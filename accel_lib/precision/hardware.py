@@ -10,8 +10,6 @@ measured, and :func:`explain_dtype_speed` words the measured ratio with the flag
 
 from __future__ import annotations
 
-import platform
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import torch
 from .._validate import check_int
 from ..bench import time_fn
 from ..roofline import Roofline
-from ..runtime import BF16_FLAGS, INT8_DOT_FLAGS, cpu_features
+from ..runtime import BF16_FLAGS, INT8_DOT_FLAGS, cpu_features, cpu_model
 from ._device import MATMUL_DTYPES, check_device, check_dtype
 from .explain import low_precision_story, speed_word
 
@@ -33,15 +31,6 @@ ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_b
 
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
-
-
-def _cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
-    try:
-        text = Path(cpuinfo).read_text(errors="replace")
-    except OSError:
-        text = ""
-    found = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
-    return found.group(1).strip() if found else (platform.processor() or platform.machine())
 
 
 @dataclass(frozen=True)
@@ -81,7 +70,7 @@ def hardware_report(cpuinfo: str | Path = "/proc/cpuinfo") -> HardwareReport:
     if torch.cuda.is_available():
         gpu = torch.cuda.get_device_name(0)
         cap = tuple(torch.cuda.get_device_capability(0))
-    return HardwareReport(_cpu_model(cpuinfo), torch.backends.cpu.get_cpu_capability(), flags,
+    return HardwareReport(cpu_model(cpuinfo), torch.backends.cpu.get_cpu_capability(), flags,
                           torch.get_num_threads(), gpu, cap)
 
 
