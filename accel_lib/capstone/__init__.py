@@ -6,6 +6,7 @@
   fixed epoch budget.
 * ``pareto``: the non-dominated set over (accuracy up, latency down, size down), a table and
   a plot of 2-D projections with the front highlighted.
+* ``reference``: the larger baseline, the reference pipeline and the order grid.
 * ``search``: a seeded grid search over a few pipelines, cached to JSON keyed by machine and
   library version (a stale cache is ignored).
 """
@@ -24,6 +25,14 @@ from .pipeline import (
     measure,
     ratios,
 )
+from .reference import (
+    BASELINE_CHANNELS,
+    BASELINE_EPOCHS,
+    ORDER_GRID,
+    REFERENCE_STEPS,
+    digits_data,
+    train_baseline,
+)
 from .search import cache_key, grid_search, load_cache
 
 __all__ = [
@@ -31,4 +40,6 @@ __all__ = [
     "apply_step", "measure", "ratios",
     "OBJECTIVES", "dominates", "pareto_front", "pareto_table", "plot_pareto",
     "grid_search", "cache_key", "load_cache",
+    "BASELINE_CHANNELS", "BASELINE_EPOCHS", "REFERENCE_STEPS", "ORDER_GRID", "digits_data",
+    "train_baseline",
 ]

@@ -40,7 +40,7 @@ STEP_KINDS = {
     "fold": None,
     "ptq": "bits of weights and activations (8: integer layers)",
     "qat": "bits of weights and activations (8: integer layers)",
-    "export": None,
+    "export": "None (float ONNX) or 8 (ONNX Runtime's static int8, calibrated on train data)",
 }
 
 RECORD_HEADER = ["step", "accuracy %", "size (bytes)", "FLOPs", "bs1 (ms)", "bs64 (ms)"]
@@ -58,6 +58,11 @@ class Step:
     def __post_init__(self) -> None:
         check_choice(self.kind, "kind", STEP_KINDS)
         check_int(self.finetune_epochs, "finetune_epochs", minimum=0)
+        if self.kind == "export":
+            if self.strength not in (None, 8) or isinstance(self.strength, bool):
+                raise ValueError(f"strength must be None or 8 for an export step, "
+                                 f"got {self.strength!r}")
+            return
         if STEP_KINDS[self.kind] is None:
             if self.strength is not None:
                 raise ValueError(f"strength must be None for a {self.kind!r} step, "
@@ -189,14 +194,17 @@ def _quantize(model: nn.Module, step: Step, data: PipelineData) -> nn.Module:
     return convert_to_int_(model) if bits == 8 else model
 
 
-def _export(model: nn.Module, data: PipelineData, flops: int) -> _OrtModel:
-    from ..export import export_onnx, file_size_bytes, make_session
+def _export(model: nn.Module, data: PipelineData, flops: int, bits: int | None) -> _OrtModel:
+    from ..export import export_onnx, file_size_bytes, make_session, quantize_onnx
 
     if _is_quantized(model):
         raise ValueError("an export step must come before quantization (ONNX Runtime "
                          "quantizes the float graph itself): got a quantized model")
     folder = Path(tempfile.mkdtemp(prefix="capstone_"))
     path = export_onnx(model, data.example[:1], folder / "model.onnx")
+    if bits == 8:
+        calib = torch.cat([x for x, _ in data.train])[:128].numpy()
+        path = quantize_onnx(path, folder / "model.int8.onnx", "static", calibration_data=calib)
     return _OrtModel(make_session(path), file_size_bytes(path), flops)
 
 
@@ -233,7 +241,7 @@ def apply_step(model: nn.Module, step: Step, data: PipelineData) -> nn.Module | 
     elif step.kind in ("ptq", "qat"):
         return _quantize(model, step, data).eval()
     elif step.kind == "export":
-        return _export(model, data, flops)
+        return _export(model, data, flops, None if step.strength is None else 8)
     if step.finetune_epochs:
         train(model, data.train, fine)
     if step.kind == "sparsify":
@@ -275,7 +283,7 @@ class Pipeline:
         for step in self.steps:
             flops_before = self.records[-1].flops
             model = apply_step(model, step, data)
-            keep = step.kind in ("ptq", "qat") or (
+            keep = step.kind in ("ptq", "qat") or step.strength == 8 or (
                 isinstance(model, nn.Module) and _is_quantized(model))
             rec = measure(model, data, step.label, flops=flops_before if keep else None,
                           time=time, repeats=repeats)

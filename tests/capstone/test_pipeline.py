@@ -102,3 +102,13 @@ def test_search_cache(trained_cnn, digits_data, tmp_path, monkeypatch):
     assert load_cache(tmp_path / "missing.json", grid, 0) is None
     with pytest.raises(ValueError, match="grid"):
         grid_search(trained_cnn, digits_data, [], time=False)
+
+
+def test_export_strength_and_reference():
+    from accel_lib.capstone import BASELINE_CHANNELS, ORDER_GRID, REFERENCE_STEPS
+
+    assert Step("export", 8).label == "export(8)" and Step("export").strength is None
+    with pytest.raises(ValueError, match="None or 8"):
+        Step("export", 4)
+    assert BASELINE_CHANNELS == (32, 64) and Pipeline(REFERENCE_STEPS).label
+    assert all(Pipeline(steps).label for steps in ORDER_GRID)
