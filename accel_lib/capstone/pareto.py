@@ -69,10 +69,14 @@ def _name(point: Any, i: int) -> str:
     return str(getattr(point, "step", getattr(point, "name", i)))
 
 
+def _raw(point: Any, key: str) -> Any:
+    return point.get(key) if isinstance(point, Mapping) else getattr(point, key, None)
+
+
 def pareto_table(points: Sequence[Any], objectives: Mapping[str, int] = OBJECTIVES) -> str:
     """A markdown table of every point, its objectives and whether it is on the front."""
     front = set(pareto_front(points, objectives))
-    rows = [[_name(p, i)] + [_get(p, k) for k in objectives] + ["yes" if i in front else ""]
+    rows = [[_name(p, i)] + [_raw(p, k) for k in objectives] + ["yes" if i in front else ""]
             for i, p in enumerate(points)]
     return markdown_table(["variant", *objectives, "on front"], rows)
 
