@@ -187,7 +187,8 @@ def test_capstone_deliverable_that_misses_the_target_loses_exactly_its_points(tm
     nb = json.loads(path.read_text())
     for cell in nb["cells"]:
         if cell["metadata"].get("nbgrader", {}).get("grade_id") == "ex4_deliverable":
-            cell["source"] = "def build_pipeline():\n    return [Step(\"ptq\", 8), Step(\"fold\")]\n"
+            cell["source"] = ("def build_pipeline():\n"
+                              "    return [Step(\"ptq\", 8), Step(\"fold\")]\n")
     path.write_text(json.dumps(nb))
     nbgrader(course, "autograde", assignment)
     scores = autograded_scores(course, assignment)

@@ -71,7 +71,8 @@ def build_pipeline():
 # Every sentence the notebook printed from a measurement, checked against the numbers.
 CLAIMS = r'''
 assert order_pts == 100 * (prune_first["accuracy"] - distill_first["accuracy"])
-assert order_story == ("more" if order_pts > 0 else ("less" if order_pts < 0 else "as")), order_story
+want = "more" if order_pts > 0 else ("less" if order_pts < 0 else "as")
+assert order_story == want, (order_story, order_pts)
 assert front == CP.pareto_front(variants) and front
 assert ref_ratios == CP.ratios(ref_recs[0], ref_recs[-1])
 assert [r[0] for r in rows] == ["baseline"] + [s.label for s in CP.REFERENCE_STEPS]
