@@ -128,6 +128,19 @@ class _OrtModel:
         return torch.from_numpy(ort_predict(self.session, x.numpy()))
 
 
+def _train_loader(data: PipelineData, seed: int = 0) -> Any:
+    """``data.train`` reshuffled by a generator seeded afresh: a step's fine-tuning sees the
+    same batches whatever ran before it in the process (the loader's own generator advances
+    with every epoch anyone trains)."""
+    from torch.utils.data import DataLoader
+
+    loader = data.train
+    if not isinstance(loader, DataLoader):
+        return loader
+    return DataLoader(loader.dataset, batch_size=loader.batch_size, shuffle=True,
+                      generator=torch.Generator().manual_seed(seed))
+
+
 def _accuracy(model: Any, loader: Any) -> float:
     if isinstance(model, nn.Module):
         return evaluate(model, loader, "cpu")
@@ -218,6 +231,7 @@ def apply_step(model: nn.Module, step: Step, data: PipelineData) -> nn.Module | 
                          "export: put export last")
     check_module(model)
     model = copy.deepcopy(model).cpu().eval()
+    data = PipelineData(_train_loader(data), data.test, data.example)
     if _is_quantized(model) and step.kind not in ("fold", "export"):
         raise ValueError(f"a {step.kind!r} step cannot follow quantization (integer layers): "
                          "quantize last, or before export only")

@@ -7,6 +7,7 @@ another grid is stale and ignored (re-run and overwritten).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -24,13 +25,23 @@ from .pipeline import Pipeline, PipelineData, Step
 __all__ = ["cache_key", "load_cache", "grid_search", "grid_labels"]
 
 
+def _source_digest() -> str:
+    """A hash of the capstone package's source: an edited pipeline makes old results stale
+    even before the version number changes."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def cache_key() -> dict[str, str]:
-    """What a cached result depends on: machine, threads, PyTorch and accel_lib versions."""
+    """What a cached result depends on: machine, threads, PyTorch and accel_lib versions
+    (and the capstone package's source)."""
     from .. import __version__
 
     return {"machine": f"{platform.machine()} {platform.processor() or platform.node()}",
             "torch": torch.__version__, "threads": str(torch.get_num_threads()),
-            "accel_lib": __version__}
+            "accel_lib": __version__, "source": _source_digest()}
 
 
 def grid_labels(grid: Sequence[Sequence[Step]]) -> list[str]:

@@ -112,3 +112,14 @@ def test_export_strength_and_reference():
         Step("export", 4)
     assert BASELINE_CHANNELS == (32, 64) and Pipeline(REFERENCE_STEPS).label
     assert all(Pipeline(steps).label for steps in ORDER_GRID)
+
+
+def test_fine_tuning_does_not_depend_on_what_ran_before(trained_cnn, digits_data):
+    steps = [Step("prune", 0.5, 1)]
+    a = Pipeline(steps).run(trained_cnn, digits_data, time=False)[-1]
+    for _ in digits_data.train:  # advance the loader's own shuffle generator
+        pass
+    b = Pipeline(steps).run(trained_cnn, digits_data, time=False)[-1]
+    assert a.accuracy == b.accuracy
+    assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(),
+                                                   b.model.state_dict().values(), strict=True))
