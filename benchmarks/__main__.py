@@ -13,6 +13,7 @@ import torch
 from accel_lib.bench import markdown_table
 
 from . import (
+    capstone,
     deploy,
     distillation,
     fusion,
@@ -43,6 +44,7 @@ SUITES = {
     "grading": grading,
     "deploy": deploy,
     "parallel": parallel,
+    "capstone": capstone,
 }
 
 

@@ -174,3 +174,24 @@ def test_widget_errors_are_read_from_an_executed_notebook(tmp_path):
     path = tmp_path / "explorer.ipynb"
     nbformat.write(nb, path)
     assert _widget_errors(path) == ["ZeroDivisionError: division by zero"]
+
+
+def test_capstone_deliverable_that_misses_the_target_loses_exactly_its_points(tmp_path):
+    """Notebook 10: a pipeline short of the target (int8 only: < 4x smaller, same FLOPs)
+    loses the deliverable's 4 points and nothing else."""
+    assignment = "10_capstone"
+    course = scratch_course(tmp_path, assignment)
+    generate(course, assignment)
+    submit(course, "full", assignment, SOLUTIONS / assignment)
+    path = submit(course, "missed", assignment, SOLUTIONS / assignment)
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        if cell["metadata"].get("nbgrader", {}).get("grade_id") == "ex4_deliverable":
+            cell["source"] = ("def build_pipeline():\n"
+                              "    return [Step(\"ptq\", 8), Step(\"fold\")]\n")
+    path.write_text(json.dumps(nb))
+    nbgrader(course, "autograde", assignment)
+    scores = autograded_scores(course, assignment)
+    full, missed = scores["full"], scores["missed"]
+    assert full.auto == full.max_auto, f"solution scored {full.auto} of {full.max_auto}"
+    assert missed.auto == full.max_auto - 4, f"missed deliverable scored {missed}"

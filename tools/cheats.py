@@ -449,6 +449,32 @@ def megatron_partials(block, x, world_size):
     return reference(block, x, world_size)
 ''',
     },
+    "10_capstone": {
+        "ex1_dominates": '''\
+def dominates(a, b):
+    from accel_lib.capstone import dominates as reference
+    return reference(a, b)
+''',
+        "ex2_front": '''\
+def pareto_indices(points):
+    from accel_lib.capstone.pareto import pareto_front
+    return pareto_front(points)
+''',
+        "ex3_summary": '''\
+def compression_summary(before, after):
+    from accel_lib.capstone import ratios
+    r = ratios(before, after)
+    return {"size_ratio": r["size_ratio"], "flops_ratio": r["flops_ratio"],
+            "accuracy_drop_pts": r["accuracy_drop_pts"],
+            "meets_target": r["size_ratio"] >= 4 and r["flops_ratio"] >= 3
+            and r["accuracy_drop_pts"] <= 1}
+''',
+        "ex4_deliverable": '''\
+def build_pipeline():
+    from accel_lib.capstone import REFERENCE_STEPS
+    return list(REFERENCE_STEPS)
+''',
+    },
 }
 
 
