@@ -115,6 +115,7 @@ def test_check_tensor_finite_counts_the_bad_values():
 
 def _model_calls() -> dict[str, object]:
     """One call per public function with a model argument, the model given as ``m``."""
+    from accel_lib import capstone as C
     from accel_lib import distillation as D
     from accel_lib import export as E
     from accel_lib import fusion as F
@@ -208,6 +209,8 @@ def _model_calls() -> dict[str, object]:
         "precision.channels_last_timing": lambda m: PR.channels_last_timing(m, (1, 8, 8)),
         "precision.compare_precisions": lambda m: PR.compare_precisions(m, None),
         "precision.train_mixed": lambda m: PR.train_mixed(m, None),
+        "capstone.apply_step": lambda m: C.apply_step(m, C.Step("fold"), None),
+        "capstone.grid_search": lambda m: C.grid_search(m, None, []),
     }
 
 

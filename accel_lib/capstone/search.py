@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._validate import check_int
+from .._validate import check_int, check_module
 from ..runtime import set_seed
 from .pipeline import Pipeline, PipelineData, Step
 
@@ -71,6 +71,7 @@ def grid_search(baseline: nn.Module, data: PipelineData, grid: Sequence[Sequence
 
     With ``cache`` a fresh cache is returned without running anything, and a run writes it.
     """
+    check_module(baseline, "baseline")
     check_int(seed, "seed", minimum=0)
     grid = [list(steps) for steps in grid]
     if not grid:
