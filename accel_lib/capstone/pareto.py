@@ -83,7 +83,8 @@ def pareto_table(points: Sequence[Any], objectives: Mapping[str, int] = OBJECTIV
 
 def plot_pareto(points: Sequence[Any], objectives: Mapping[str, int] = OBJECTIVES, *,
                 ax: Any = None, title: str = "") -> Any:
-    """Scatter the 2-D projections (accuracy against each other objective), front in red.
+    """Scatter the 2-D projections (accuracy against each other objective): the points of
+    the front over all objectives in red, each projection's own 2-D front as a staircase.
 
     Returns the matplotlib figure.
     """
@@ -102,9 +103,13 @@ def plot_pareto(points: Sequence[Any], objectives: Mapping[str, int] = OBJECTIVE
             on = i in front
             a.scatter(_get(p, kx), _get(p, ky), c="tab:red" if on else "tab:gray",
                       s=40 if on else 20, zorder=3 if on else 2)
-        xs = sorted((_get(points[i], kx), _get(points[i], ky)) for i in front)
-        if xs:
-            a.plot(*zip(*xs, strict=True), c="tab:red", lw=0.8, alpha=0.6)
+        # the trade-off of this projection alone: a staircase through its own 2-D front (a
+        # point of the full front may sit below it, kept by the third objective)
+        flat = pareto_front(points, {kx: objectives[kx], ky: objectives[ky]})
+        xs = sorted((_get(points[i], kx), _get(points[i], ky)) for i in flat)
+        if len(xs) > 1:
+            a.plot(*zip(*xs, strict=True), c="tab:red", lw=0.8, alpha=0.5,
+                   drawstyle="steps-post" if objectives[kx] < 0 else "steps-pre")
         a.set_xlabel(kx)
         a.set_ylabel(ky)
         if kx == "size_bytes":
