@@ -25,24 +25,10 @@ def import_tf(threads: int | None = None) -> Any:
     RuntimeError if TensorFlow was already imported with Keras 3.
     """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:  # triton before TensorFlow, or a later import of it crashes the process; not
-        import triton  # noqa: F401  (torchvision too: that costs ~190 MB for nothing here)
-    except ImportError:
-        pass
-    from ..fusion.xla import _quiet_native_stderr
+    from ..fusion.xla import import_tensorflow
 
-    threads = threads or torch.get_num_threads()
-    with _quiet_native_stderr():
-        import tensorflow as tf
-
-        tf.get_logger().setLevel("ERROR")
-        try:
-            tf.config.set_visible_devices([], "GPU")  # TensorFlow would reserve all of it
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # TensorFlow already initialised: its settings stay
-            pass
+    # triton only: torchvision would cost ~190 MB for nothing here
+    tf = import_tensorflow(threads=threads or torch.get_num_threads(), first=("triton",))
     if not tf.keras.__name__.startswith("tf_keras"):
         raise RuntimeError("TensorFlow was imported before TF_USE_LEGACY_KERAS=1 was set, so "
                            "tf.keras is Keras 3 and the TF Model Optimization Toolkit cannot "

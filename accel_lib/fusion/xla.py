@@ -53,20 +53,23 @@ def _quiet_native_stderr() -> Iterator[None]:
         os.close(devnull)
 
 
-def import_tensorflow(*, threads: int | None = None, cpu_only: bool = True) -> Any:
+def import_tensorflow(*, threads: int | None = None, cpu_only: bool = True,
+                      first: tuple[str, ...] = ("triton", "torchvision")) -> Any:
     """Import TensorFlow safely, after torch (and triton, torchvision when installed).
 
     Args:
         threads: intra-op threads for TensorFlow (e.g. ``torch.get_num_threads()``, so both
             frameworks use the same cores); ``None`` leaves TensorFlow's choice.
         cpu_only: hide GPUs from TensorFlow.
+        first: modules imported before TensorFlow when installed (triton at least: imported
+            after TensorFlow it crashes the process; torchvision loads it too).
 
     Thread counts and visible devices can only be set before TensorFlow runs its first op;
     later calls leave them as they are. Returns the ``tensorflow`` module.
     """
     if threads is not None:
         check_int(threads, "threads")
-    for name in ("triton", "torchvision"):  # before TensorFlow, or the process may crash
+    for name in first:  # before TensorFlow, or the process may crash
         try:
             importlib.import_module(name)
         except ImportError:
