@@ -81,10 +81,21 @@ def pareto_table(points: Sequence[Any], objectives: Mapping[str, int] = OBJECTIV
     return markdown_table(["variant", *objectives, "on front"], rows)
 
 
+def _has(point: Any, key: str) -> bool:
+    value = _raw(point, key)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and not math.isnan(value)
+
+
 def plot_pareto(points: Sequence[Any], objectives: Mapping[str, int] = OBJECTIVES, *,
-                ax: Any = None, title: str = "") -> Any:
-    """Scatter the 2-D projections (accuracy against each other objective): the points of
-    the front over all objectives in red, each projection's own 2-D front as a staircase.
+                also: Sequence[str] = (), ax: Any = None, title: str = "") -> Any:
+    """Scatter the 2-D projections (the first objective against each other one): the points
+    of the front over all objectives in red, each projection's own 2-D front as a staircase.
+
+    ``also``: more lower-is-better fields (e.g. ``"latency_gpu_bs1_ms"``), each drawn in a
+    panel of its own for the points that have a number for it (the others are left out of
+    that panel). They are not objectives: red is still the front over ``objectives``, and
+    the staircase is that panel's own 2-D front.
 
     Returns the matplotlib figure.
     """
@@ -92,21 +103,27 @@ def plot_pareto(points: Sequence[Any], objectives: Mapping[str, int] = OBJECTIVE
 
     front = set(pareto_front(points, objectives))
     keys = list(objectives)
-    pairs = [(keys[j], keys[0]) for j in range(1, len(keys))] or [(keys[0], keys[0])]
+    if isinstance(also, str) or not all(isinstance(k, str) for k in also):
+        raise TypeError(f"also must be a sequence of field names, got {also!r}")
+    extra = [k for k in also if k not in objectives]
+    objectives = {**objectives, **{k: -1 for k in extra}}
+    pairs = [(k, keys[0]) for k in keys[1:] + extra] or [(keys[0], keys[0])]
     if ax is None:
         fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.6), squeeze=False)
         axes = list(axes[0])
     else:
         axes, fig = [ax], ax.figure
     for a, (kx, ky) in zip(axes, pairs, strict=False):
-        for i, p in enumerate(points):
-            on = i in front
+        shown = [i for i, p in enumerate(points) if kx not in extra or _has(p, kx)]
+        for i in shown:
+            p, on = points[i], i in front
             a.scatter(_get(p, kx), _get(p, ky), c="tab:red" if on else "tab:gray",
                       s=40 if on else 20, zorder=3 if on else 2)
         # the trade-off of this projection alone: a staircase through its own 2-D front (a
         # point of the full front may sit below it, kept by the third objective)
-        flat = pareto_front(points, {kx: objectives[kx], ky: objectives[ky]})
-        xs = sorted((_get(points[i], kx), _get(points[i], ky)) for i in flat)
+        sub = [points[i] for i in shown]
+        flat = pareto_front(sub, {kx: objectives[kx], ky: objectives[ky]})
+        xs = sorted((_get(sub[i], kx), _get(sub[i], ky)) for i in flat)
         if len(xs) > 1:
             a.plot(*zip(*xs, strict=True), c="tab:red", lw=0.8, alpha=0.5,
                    drawstyle="steps-post" if objectives[kx] < 0 else "steps-pre")

@@ -28,8 +28,9 @@ from ..bench import markdown_table, time_fn
 from ..stats import count_flops, state_size_bytes
 from ..train import TrainConfig, evaluate, train
 
-__all__ = ["STEP_KINDS", "Step", "StepRecord", "PipelineData", "Pipeline", "RECORD_HEADER",
-           "apply_step", "measure", "ratios"]
+__all__ = ["STEP_KINDS", "EXPORT_KINDS", "Step", "StepRecord", "PipelineData", "Pipeline",
+           "RECORD_HEADER", "GPU_HEADER", "Exported", "apply_step", "gpu_device", "measure",
+           "ratios"]
 
 # kind -> what strength means (None: the step takes no strength)
 STEP_KINDS = {
@@ -41,9 +42,14 @@ STEP_KINDS = {
     "ptq": "bits of weights and activations (8: integer layers)",
     "qat": "bits of weights and activations (8: integer layers)",
     "export": "None (float ONNX) or 8 (ONNX Runtime's static int8, calibrated on train data)",
+    "tflite": "None (float32 TFLite), 16 (float16 weights) or 8 (full-integer int8, "
+              "calibrated on train data)",
 }
+# the steps that hand the model to another runtime: last in a pipeline, and then no more
+EXPORT_KINDS = {"export": (None, 8), "tflite": (None, 16, 8)}
 
 RECORD_HEADER = ["step", "accuracy %", "size (bytes)", "FLOPs", "bs1 (ms)", "bs64 (ms)"]
+GPU_HEADER = ["GPU bs1 (ms)", "GPU bs64 (ms)"]  # appended by StepRecord.row(gpu=True)
 
 
 @dataclass(frozen=True)
@@ -58,9 +64,10 @@ class Step:
     def __post_init__(self) -> None:
         check_choice(self.kind, "kind", STEP_KINDS)
         check_int(self.finetune_epochs, "finetune_epochs", minimum=0)
-        if self.kind == "export":
-            if self.strength not in (None, 8) or isinstance(self.strength, bool):
-                raise ValueError(f"strength must be None or 8 for an export step, "
+        if self.kind in EXPORT_KINDS:
+            accepted = EXPORT_KINDS[self.kind]
+            if self.strength not in accepted or isinstance(self.strength, bool):
+                raise ValueError(f"strength must be one of {accepted} for a {self.kind!r} step, "
                                  f"got {self.strength!r}")
             return
         if STEP_KINDS[self.kind] is None:
@@ -87,7 +94,12 @@ class Step:
 
 @dataclass
 class StepRecord:
-    """What one step left: the model and its measurements (latency None when not timed)."""
+    """What one step left: the model and its measurements.
+
+    Latencies are this machine's CPU (``latency_*``) and, when a GPU timed the model, the
+    GPU's (``latency_gpu_*``); None when not timed (``time=False``, no GPU, a runtime that
+    runs on the CPU only, or layers without a GPU kernel).
+    """
 
     step: str
     accuracy: float
@@ -95,16 +107,23 @@ class StepRecord:
     flops: int
     latency_bs1_ms: float | None
     latency_bs64_ms: float | None
+    latency_gpu_bs1_ms: float | None = None
+    latency_gpu_bs64_ms: float | None = None
     model: Any = field(default=None, repr=False, compare=False)
 
-    def row(self) -> list[object]:
-        return [self.step, round(100 * self.accuracy, 2), self.size_bytes, self.flops,
-                self.latency_bs1_ms, self.latency_bs64_ms]
+    def row(self, gpu: bool = False) -> list[object]:
+        """The record as a table row (:data:`RECORD_HEADER`, + :data:`GPU_HEADER` with
+        ``gpu``)."""
+        out = [self.step, round(100 * self.accuracy, 2), self.size_bytes, self.flops,
+               self.latency_bs1_ms, self.latency_bs64_ms]
+        return out + [self.latency_gpu_bs1_ms, self.latency_gpu_bs64_ms] if gpu else out
 
     def as_dict(self) -> dict[str, object]:
-        return dict(zip(("step", "accuracy", "size_bytes", "flops", "latency_bs1_ms",
-                         "latency_bs64_ms"), self.row(), strict=True)) | {
-            "accuracy": self.accuracy}
+        return {"step": self.step, "accuracy": self.accuracy, "size_bytes": self.size_bytes,
+                "flops": self.flops, "latency_bs1_ms": self.latency_bs1_ms,
+                "latency_bs64_ms": self.latency_bs64_ms,
+                "latency_gpu_bs1_ms": self.latency_gpu_bs1_ms,
+                "latency_gpu_bs64_ms": self.latency_gpu_bs64_ms}
 
 
 @dataclass(frozen=True)
@@ -116,16 +135,24 @@ class PipelineData:
     example: torch.Tensor
 
 
-class _OrtModel:
-    """An ONNX Runtime session standing in for a model: called on a tensor, gives logits."""
+class Exported:
+    """A model handed to another runtime (an ONNX Runtime session, a TFLite interpreter),
+    standing in for the PyTorch model: called on an (N, C, H, W) tensor, gives logits.
 
-    def __init__(self, session: Any, size_bytes: int, flops: int) -> None:
-        self.session, self.size_bytes, self.flops = session, size_bytes, flops
+    ``runtime`` names it (``"onnxruntime"``, ``"tflite"``); ``size_bytes`` is the file's,
+    ``flops`` the model's before export (the runtime does the same multiply-adds).
+    """
+
+    def __init__(self, runtime: str, predict: Callable[[Any], Any], size_bytes: int,
+                 flops: int) -> None:
+        self.runtime, self.predict = runtime, predict
+        self.size_bytes, self.flops = size_bytes, flops
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        from ..export import ort_predict
+        return torch.from_numpy(self.predict(x.detach().cpu().numpy()))
 
-        return torch.from_numpy(ort_predict(self.session, x.numpy()))
+    def __repr__(self) -> str:
+        return f"Exported({self.runtime!r}, {self.size_bytes:,} bytes)"
 
 
 def _train_loader(data: PipelineData, seed: int = 0) -> Any:
@@ -151,29 +178,61 @@ def _accuracy(model: Any, loader: Any) -> float:
     return correct / total
 
 
-def _latency(model: Any, example: torch.Tensor, batch: int, repeats: int) -> float:
+def _latency(model: Any, example: torch.Tensor, batch: int, repeats: int,
+             device: torch.device | None = None) -> float:
     x = example[:1].expand(batch, *example.shape[1:]).contiguous()
+    if device is not None:
+        x = x.to(device)
     with torch.no_grad():
-        return time_fn(lambda: model(x), warmup=2, repeats=repeats).median_ms
+        return time_fn(lambda: model(x), warmup=2, repeats=repeats, device=device).median_ms
+
+
+def gpu_device() -> torch.device | None:
+    """The GPU :func:`measure` times on by default: ``cuda`` when PyTorch sees one, else None."""
+    return torch.device("cuda") if torch.cuda.is_available() else None
+
+
+def _gpu_latencies(model: Any, example: torch.Tensor, repeats: int,
+                   device: torch.device) -> tuple[float | None, float | None]:
+    """bs1 and bs64 latency of a copy of ``model`` on ``device``; (None, None) for an exported
+    model (its runtime here is the CPU's) or layers without a kernel on that device."""
+    if not isinstance(model, nn.Module):
+        return None, None
+    try:
+        on = copy.deepcopy(model).to(device).eval()
+        return (_latency(on, example, 1, repeats, device),
+                _latency(on, example, 64, repeats, device))
+    except (RuntimeError, NotImplementedError):  # e.g. an int8 kernel with no CUDA version
+        return None, None
 
 
 def measure(model: Any, data: PipelineData, label: str, *, flops: int | None = None,
-            time: bool = True, repeats: int = 10) -> StepRecord:
-    """Measure ``model`` (an ``nn.Module`` or an exported session) into a :class:`StepRecord`.
+            time: bool = True, repeats: int = 10,
+            gpu: str | torch.device | None = "auto") -> StepRecord:
+    """Measure ``model`` (an ``nn.Module`` or an :class:`Exported`) into a :class:`StepRecord`.
 
     ``flops`` overrides the count (a quantized model keeps its float model's); ``time=False``
-    leaves both latencies ``None``.
+    leaves every latency ``None``. ``gpu``: the device for the GPU latencies (``"auto"``:
+    :func:`gpu_device`; None: not timed). Accuracy is always measured on the CPU.
     """
     if isinstance(model, nn.Module):
         model.eval()
         size = state_size_bytes(model)
         if flops is None:
             flops = count_flops(model, data.example[:1]).flops
-    else:
+    elif isinstance(model, Exported):
         size, flops = model.size_bytes, model.flops
+    else:
+        raise TypeError(f"model must be an nn.Module or an Exported model, got "
+                        f"{type(model).__name__}")
+    device = gpu_device() if isinstance(gpu, str) and gpu == "auto" else (
+        None if gpu is None else torch.device(gpu))
     bs1 = _latency(model, data.example, 1, repeats) if time else None
     bs64 = _latency(model, data.example, 64, repeats) if time else None
-    return StepRecord(label, _accuracy(model, data.test), size, int(flops), bs1, bs64, model)
+    gpu1, gpu64 = _gpu_latencies(model, data.example, repeats, device) \
+        if time and device is not None else (None, None)
+    return StepRecord(label, _accuracy(model, data.test), size, int(flops), bs1, bs64,
+                      gpu1, gpu64, model)
 
 
 def _student_like(model: nn.Module, width: float) -> nn.Module:
@@ -207,34 +266,48 @@ def _quantize(model: nn.Module, step: Step, data: PipelineData) -> nn.Module:
     return convert_to_int_(model) if bits == 8 else model
 
 
-def _export(model: nn.Module, data: PipelineData, flops: int, bits: int | None) -> _OrtModel:
-    from ..export import export_onnx, file_size_bytes, make_session, quantize_onnx
+def _calibration(data: PipelineData, n: int) -> Any:
+    return torch.cat([x for x, _ in data.train])[:n].numpy()
+
+
+def _export(model: nn.Module, data: PipelineData, flops: int, step: Step) -> Exported:
+    from ..export import export_onnx, file_size_bytes, make_session, ort_predict, quantize_onnx
 
     if _is_quantized(model):
-        raise ValueError("an export step must come before quantization (ONNX Runtime "
-                         "quantizes the float graph itself): got a quantized model")
+        raise ValueError(f"a {step.kind!r} step must come before quantization (the runtime "
+                         "quantizes the float graph itself): got a model with integer layers")
+    threads = torch.get_num_threads()  # the same cores PyTorch's latency used
+    if step.kind == "tflite":
+        from ..export import LiteModel, convert_tflite, keras_from_torch, to_nhwc
+
+        mode = {None: "float32", 16: "float16", 8: "int8"}[step.strength]
+        twin = keras_from_torch(model, data.example)
+        calib = to_nhwc(_calibration(data, 100)) if mode == "int8" else None
+        lite = LiteModel(convert_tflite(twin, mode, representative_data=calib), threads=threads)
+        return Exported("tflite", lambda x: lite.predict(to_nhwc(x)), lite.size_bytes, flops)
     folder = Path(tempfile.mkdtemp(prefix="capstone_"))
     path = export_onnx(model, data.example[:1], folder / "model.onnx")
-    if bits == 8:
-        calib = torch.cat([x for x, _ in data.train])[:128].numpy()
-        path = quantize_onnx(path, folder / "model.int8.onnx", "static", calibration_data=calib)
-    return _OrtModel(make_session(path), file_size_bytes(path), flops)
+    if step.strength == 8:
+        path = quantize_onnx(path, folder / "model.int8.onnx", "static",
+                             calibration_data=_calibration(data, 128))
+    session = make_session(path, threads=threads)
+    return Exported("onnxruntime", lambda x: ort_predict(session, x), file_size_bytes(path), flops)
 
 
-def apply_step(model: nn.Module, step: Step, data: PipelineData) -> nn.Module | _OrtModel:
+def apply_step(model: nn.Module, step: Step, data: PipelineData) -> nn.Module | Exported:
     """Apply one step to a copy of ``model`` and return the new model (fine-tuned if asked)."""
     from .. import fusion, lowrank, pruning
     from ..distillation import distill
 
-    if isinstance(model, _OrtModel):
+    if isinstance(model, Exported):
         raise ValueError(f"an exported model takes no further steps, got {step.kind!r} after "
                          "export: put export last")
     check_module(model)
     model = copy.deepcopy(model).cpu().eval()
     data = PipelineData(_train_loader(data), data.test, data.example)
-    if _is_quantized(model) and step.kind not in ("fold", "export"):
+    if _is_quantized(model) and step.kind not in ("fold", *EXPORT_KINDS):
         raise ValueError(f"a {step.kind!r} step cannot follow quantization (integer layers): "
-                         "quantize last, or before export only")
+                         "quantize last (fold may follow), or let an export step quantize")
     flops = count_flops(model, data.example[:1]).flops
     fine = TrainConfig(epochs=max(1, step.finetune_epochs), lr=1e-3, progress=False)
     if step.kind == "distill":
@@ -254,8 +327,8 @@ def apply_step(model: nn.Module, step: Step, data: PipelineData) -> nn.Module | 
         return model
     elif step.kind in ("ptq", "qat"):
         return _quantize(model, step, data).eval()
-    elif step.kind == "export":
-        return _export(model, data, flops, None if step.strength is None else 8)
+    elif step.kind in EXPORT_KINDS:
+        return _export(model, data, flops, step)
     if step.finetune_epochs:
         train(model, data.train, fine)
     if step.kind == "sparsify":
@@ -276,8 +349,10 @@ class Pipeline:
             if not isinstance(s, Step):
                 raise TypeError(f"steps[{i}] must be a Step, got {type(s).__name__}")
         kinds = [s.kind for s in steps]
-        if "export" in kinds and kinds.index("export") != len(kinds) - 1:
-            raise ValueError(f"export must be the last step, got steps {kinds}")
+        exports = [i for i, k in enumerate(kinds) if k in EXPORT_KINDS]
+        if exports and exports != [len(kinds) - 1]:
+            raise ValueError(f"an export step ({' or '.join(EXPORT_KINDS)}) must be the last "
+                             f"step, and the only one, got steps {kinds}")
         self.steps = steps
         self.records: list[StepRecord] = []
 
@@ -286,11 +361,14 @@ class Pipeline:
         return " -> ".join(s.label for s in self.steps) or "baseline"
 
     def run(self, baseline: nn.Module, data: PipelineData, *, time: bool = True,
-            repeats: int = 10,
+            repeats: int = 10, gpu: str | torch.device | None = "auto",
             on_step: Callable[[StepRecord], None] | None = None) -> list[StepRecord]:
+        """Apply every step to a copy of ``baseline``; measure each result (:func:`measure`,
+        with ``time``, ``repeats`` and ``gpu``) and call ``on_step`` with its record."""
         check_module(baseline, "baseline")
         baseline.eval()
-        self.records = [measure(baseline, data, "baseline", time=time, repeats=repeats)]
+        self.records = [measure(baseline, data, "baseline", time=time, repeats=repeats,
+                                gpu=gpu)]
         if on_step:
             on_step(self.records[0])
         model: Any = baseline
@@ -300,26 +378,32 @@ class Pipeline:
             keep = step.kind in ("ptq", "qat") or step.strength == 8 or (
                 isinstance(model, nn.Module) and _is_quantized(model))
             rec = measure(model, data, step.label, flops=flops_before if keep else None,
-                          time=time, repeats=repeats)
+                          time=time, repeats=repeats, gpu=gpu)
             self.records.append(rec)
             if on_step:
                 on_step(rec)
         return self.records
 
-    def table(self) -> str:
-        return markdown_table(RECORD_HEADER, [r.row() for r in self.records])
+    def table(self, gpu: bool | None = None) -> str:
+        """The records as a markdown table; GPU columns when ``gpu`` (None: when any record
+        has a GPU latency)."""
+        if gpu is None:
+            gpu = any(r.latency_gpu_bs1_ms is not None for r in self.records)
+        return markdown_table(RECORD_HEADER + (GPU_HEADER if gpu else []),
+                              [r.row(gpu) for r in self.records])
 
 
 def ratios(baseline: StepRecord, final: StepRecord) -> dict[str, float]:
     """Size ratio, FLOPs ratio (baseline / final: > 1 is smaller), accuracy drop in points
-    and, where both were timed, bs1 / bs64 speedups."""
+    and, where both were timed, the speedups: ``speedup_bs1``, ``speedup_bs64`` (CPU) and
+    ``speedup_gpu_bs1``, ``speedup_gpu_bs64``."""
     out = {"size_ratio": baseline.size_bytes / final.size_bytes,
            "flops_ratio": baseline.flops / final.flops,
            "accuracy_drop_pts": 100 * (baseline.accuracy - final.accuracy)}
-    for key in ("latency_bs1_ms", "latency_bs64_ms"):
+    for key in ("latency_bs1_ms", "latency_bs64_ms", "latency_gpu_bs1_ms", "latency_gpu_bs64_ms"):
         b, f = getattr(baseline, key), getattr(final, key)
-        if b is not None and f is not None:
-            out["speedup_" + key.split("_")[1]] = b / f
+        if b is not None and f is not None:  # speedup_bs1, ..., speedup_gpu_bs64
+            out["speedup_" + key.removeprefix("latency_").removesuffix("_ms")] = b / f
     return out
 
 

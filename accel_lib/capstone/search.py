@@ -1,6 +1,6 @@
 """A seeded grid search over a few pipelines, cached to a JSON file.
 
-The cache is keyed by the machine (CPU, PyTorch version, threads) and accel_lib's
+The cache is keyed by the machine (CPU model, GPU, PyTorch version, threads) and accel_lib's
 version, and by the grid itself: a cache written elsewhere, by another version or for
 another grid is stale and ignored (re-run and overwritten).
 """
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .._validate import check_int, check_module
-from ..runtime import set_seed
+from ..runtime import cpu_model, set_seed
 from .pipeline import Pipeline, PipelineData, Step
 
 __all__ = ["cache_key", "load_cache", "grid_search", "grid_labels"]
@@ -35,12 +35,13 @@ def _source_digest() -> str:
 
 
 def cache_key() -> dict[str, str]:
-    """What a cached result depends on: machine, threads, PyTorch and accel_lib versions
+    """What a cached result depends on: machine, GPU, threads, PyTorch and accel_lib versions
     (and the capstone package's source)."""
     from .. import __version__
 
-    return {"machine": f"{platform.machine()} {platform.processor() or platform.node()}",
-            "torch": torch.__version__, "threads": str(torch.get_num_threads()),
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
+    return {"machine": f"{platform.machine()} {cpu_model()}",
+            "gpu": gpu, "torch": torch.__version__, "threads": str(torch.get_num_threads()),
             "accel_lib": __version__, "source": _source_digest()}
 
 
@@ -64,10 +65,11 @@ def load_cache(path: str | os.PathLike, grid: Sequence[Sequence[Step]],
 
 def grid_search(baseline: nn.Module, data: PipelineData, grid: Sequence[Sequence[Step]], *,
                 seed: int = 0, cache: str | os.PathLike | None = None, time: bool = True,
-                repeats: int = 5,
+                repeats: int = 5, gpu: str | torch.device | None = "auto",
                 on_result: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Run every pipeline of ``grid`` on ``baseline`` (seeded before each), return one dict
-    per pipeline: its label, its final record's measurements and each step's.
+    per pipeline: its label, its final record's measurements and each step's. ``time``,
+    ``repeats`` and ``gpu`` are :func:`~accel_lib.capstone.pipeline.measure`'s.
 
     With ``cache`` a fresh cache is returned without running anything, and a run writes it.
     """
@@ -84,7 +86,7 @@ def grid_search(baseline: nn.Module, data: PipelineData, grid: Sequence[Sequence
     for steps in grid:
         set_seed(seed)
         pipe = Pipeline(steps)
-        records = pipe.run(baseline, data, time=time, repeats=repeats)
+        records = pipe.run(baseline, data, time=time, repeats=repeats, gpu=gpu)
         result = records[-1].as_dict() | {"name": pipe.label,
                                           "steps": [r.as_dict() for r in records]}
         results.append(result)

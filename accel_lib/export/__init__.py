@@ -12,6 +12,9 @@ course's frameworks, with every step measured (notebook 09):
 * ``tflite``: a tf.keras twin of ``MLP`` / ``SmallCNN``, TFLite conversion (float32,
   dynamic-range int8, full-integer int8, float16), LiteRT's interpreter, the int8 scale and
   zero point stored per tensor.
+* ``twin``: a tf.keras twin of a trained PyTorch chain (SmallCNN, MLP, and what pruning,
+  low rank and folding leave of them) with every weight copied, NCHW -> NHWC, checked
+  against PyTorch: how a PyTorch model reaches the TFLite converter.
 * ``tfmot``: the TF Model Optimization Toolkit: pruning (+ zipped size), QAT, clustering.
 * ``trt``: how the ONNX file goes to TensorRT, and ORT's CUDA provider when there is a GPU.
 * ``measure``: one :class:`Variant` row per deployed model (size, accuracy, bs1/bs64 latency).
@@ -74,6 +77,7 @@ from .tfmot import (
     zipped_size_bytes,
 )
 from .trt import TRT_PRECISIONS, cuda_session_timing, tensorrt_providers, trtexec_command
+from .twin import TWIN_LAYERS, keras_from_torch, keras_twin, torch_chain
 
 __all__ = [
     # files
@@ -90,6 +94,8 @@ __all__ = [
     # tfmot
     "zipped_size_bytes", "kernel_sparsity", "unique_weights", "prune_keras", "qat_keras",
     "cluster_keras",
+    # twin
+    "TWIN_LAYERS", "keras_from_torch", "keras_twin", "torch_chain",
     # trt
     "TRT_PRECISIONS", "trtexec_command", "tensorrt_providers", "cuda_session_timing",
     # measure

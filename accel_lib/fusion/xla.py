@@ -105,16 +105,10 @@ def keras_mlp_from_torch(model: nn.Module) -> Any:
             not all(isinstance(m, nn.ReLU) for m in relus) or len(relus) != len(linears) - 1:
         raise ValueError("model must be an MLP: [Linear -> ReLU]* -> Linear (after an "
                          f"optional Flatten), got {[type(m).__name__ for m in layers]}")
-    tf = import_tensorflow()
-    keras = tf.keras
-    dense = [keras.layers.Dense(m.out_features, activation="relu" if i < len(relus) else None)
-             for i, m in enumerate(linears)]
-    out = keras.Sequential([keras.Input((linears[0].in_features,)), *dense])
-    for layer, m in zip(dense, linears, strict=True):
-        bias = m.bias.detach().cpu().numpy() if m.bias is not None else \
-            np.zeros(m.out_features, np.float32)
-        layer.set_weights([m.weight.detach().cpu().numpy().T, bias])
-    return out
+    from ..export.twin import keras_twin
+
+    example = torch.randn(4, linears[0].in_features, generator=torch.Generator().manual_seed(0))
+    return keras_twin(model, example, import_tensorflow())
 
 
 def tf_elementwise_chain(length: int) -> Callable[[Any], Any]:

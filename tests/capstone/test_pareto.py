@@ -74,3 +74,26 @@ def test_table_and_plot():
     assert len(fig.axes) == 2
     import matplotlib.pyplot as plt
     plt.close(fig)
+
+
+def test_plot_also_draws_gpu_latency_for_the_points_that_have_it():
+    import matplotlib.pyplot as plt
+
+    pts = [P("a", 0.9, 1.0, 100) | {"latency_gpu_bs1_ms": 0.2},
+           P("b", 0.8, 2.0, 200) | {"latency_gpu_bs1_ms": None},  # e.g. an ONNX Runtime model
+           P("c", 0.85, 0.5, 300) | {"latency_gpu_bs1_ms": 0.1}]
+    fig = plot_pareto(pts, also=["latency_gpu_bs1_ms"])
+    assert len(fig.axes) == 3
+    gpu_ax = fig.axes[2]
+    assert gpu_ax.get_xlabel() == "latency_gpu_bs1_ms"
+    xs = sorted(float(c.get_offsets()[0][0]) for c in gpu_ax.collections)
+    assert xs == [0.1, 0.2]  # b has no GPU latency: not drawn there
+    # each panel's staircase: a and c trade off on the GPU too (c faster, a more accurate)
+    assert len(gpu_ax.lines) == 1 and sorted(gpu_ax.lines[0].get_xdata()) == [0.1, 0.2]
+    assert sum(len(c.get_offsets()) for c in fig.axes[0].collections) == 3
+    plt.close(fig)
+    fig = plot_pareto(pts[:2], also=["latency_gpu_bs1_ms"])  # one GPU point: no staircase
+    assert len(fig.axes[2].lines) == 0
+    plt.close(fig)
+    with pytest.raises(TypeError, match="also must be a sequence of field names"):
+        plot_pareto(pts, also="latency_gpu_bs1_ms")
