@@ -33,6 +33,7 @@ ORDER_GRID = (
     (Step("qat", 8, 2), Step("fold")),
     (Step("distill", 0.5, 6), Step("fold"), Step("ptq", 8)),
     (Step("prune", 0.5, 3), Step("fold"), Step("export", 8)),
+    (Step("prune", 0.5, 3), Step("fold"), Step("tflite", 8)),
     (Step("prune", 0.75, 3), Step("fold"), Step("ptq", 8)),
     (Step("lowrank", 0.9, 2), Step("fold"), Step("export")),
     (Step("sparsify", 0.7, 2), Step("fold"), Step("export")),

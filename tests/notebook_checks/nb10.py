@@ -78,4 +78,7 @@ assert ref_ratios == CP.ratios(ref_recs[0], ref_recs[-1])
 assert [r[0] for r in rows] == ["baseline"] + [s.label for s in CP.REFERENCE_STEPS]
 assert ref_ratios["size_ratio"] >= 4 and ref_ratios["flops_ratio"] >= 3
 assert ref_ratios["accuracy_drop_pts"] <= 1
+assert fastest_int8 == min(int8, key=lambda k: int8[k]["latency_bs1_ms"])
+assert smallest_int8 == min(int8, key=lambda k: int8[k]["size_bytes"])
+assert gpu_timed == any(v.get("latency_gpu_bs1_ms") is not None for v in variants)
 '''
