@@ -2,8 +2,10 @@
 (notebook 09).
 
 Speed figures are ratios measured side by side (accel_lib.bench.compare, interleaved samples)
-in one process, every runtime on the same number of threads. Accuracies are on the digits
-test split (270 images: one image = 0.37 pts). TensorFlow is imported after torch.
+in one process, every runtime on the same number of threads. Size ratios are the original
+file's bytes over the compressed one's (above 1: smaller), as quantization/ and capstone/
+record theirs. Accuracies are on the digits test split (270 images: one image = 0.37 pts).
+TensorFlow is imported after torch.
 """
 
 from __future__ import annotations
@@ -57,11 +59,11 @@ def _torch_records(tmp: Path, data: tuple) -> list[Record]:
     fp32_acc = EX.accuracy(EX.ort_predict(session, xte), yte)
     q = EX.quantize_onnx(path, tmp / "cnn.int8.onnx", "static", calibration_data=xtr[:128])
     q_acc = EX.accuracy(EX.ort_predict(EX.make_session(q, threads=threads), xte), yte)
-    ratio = EX.file_size_bytes(q) / EX.file_size_bytes(path)
-    out += [Record("deploy/ort-int8-size-ratio", ratio, "x", None,
-                   f"quantize_static (QDQ, per-channel int8 weights and activations, 128 "
-                   f"calibration digits) over the float ONNX file: {EX.file_size_bytes(q):,} / "
-                   f"{EX.file_size_bytes(path):,} bytes"),
+    fp32_bytes, int8_bytes = EX.file_size_bytes(path), EX.file_size_bytes(q)
+    out += [Record("deploy/ort-int8-size-ratio", fp32_bytes / int8_bytes, "x", None,
+                   f"the float ONNX file over quantize_static's int8 file (QDQ, per-channel int8 "
+                   f"weights and activations, 128 calibration digits): {fp32_bytes:,} / "
+                   f"{int8_bytes:,} bytes (above 1: smaller)"),
             Record("deploy/ort-int8-accuracy-drop-pts", 100 * (fp32_acc - q_acc), "pts", None,
                    f"digits test accuracy, float ONNX {fp32_acc:.4f} minus static int8 "
                    f"{q_acc:.4f}")]
@@ -82,17 +84,17 @@ def _tflite_records(data: tuple) -> list[Record]:
                 warmup=10, repeats=60, verbose=False)
     what = f"tf.keras SmallCNN{CHANNELS} (TensorFlow {tf.__version__}) trained on digits"
     out = [
-        Record("deploy/tflite-int8-size-ratio", size["int8"] / size["float32"], "x", None,
-               f"{what}: full-integer int8 TFLite (100 representative digits, int8 in/out) "
-               f"over float32 TFLite: {size['int8']:,} / {size['float32']:,} bytes; "
-               f"dynamic-range int8 {size['dynamic-int8']:,}"),
+        Record("deploy/tflite-int8-size-ratio", size["float32"] / size["int8"], "x", None,
+               f"{what}: float32 TFLite over full-integer int8 TFLite (100 representative "
+               f"digits, int8 in/out): {size['float32']:,} / {size['int8']:,} bytes (above 1: "
+               f"smaller); dynamic-range int8 {size['dynamic-int8']:,}"),
         Record("deploy/tflite-int8-accuracy-drop-pts", 100 * (acc["float32"] - acc["int8"]),
                "pts", None, f"{what}: float32 TFLite {acc['float32']:.4f} minus full-integer "
                f"int8 {acc['int8']:.4f} (dynamic-range {acc['dynamic-int8']:.4f}, float16 "
                f"{acc['float16']:.4f})"),
-        Record("deploy/tflite-fp16-size-ratio", size["float16"] / size["float32"], "x", None,
-               f"{what}: float16-weight TFLite over float32: {size['float16']:,} / "
-               f"{size['float32']:,} bytes"),
+        Record("deploy/tflite-fp16-size-ratio", size["float32"] / size["float16"], "x", None,
+               f"{what}: float32 TFLite over float16-weight TFLite: {size['float32']:,} / "
+               f"{size['float16']:,} bytes (above 1: smaller)"),
         Record("deploy/tflite-int8-speedup-bs1", r.speedup, "x", 1.0,
                f"{what}, batch 1, LiteRT interpreter (ai_edge_litert), "
                f"{torch.get_num_threads()} threads: float32 vs full-integer int8 TFLite, "
@@ -105,12 +107,12 @@ def _tflite_records(data: tuple) -> list[Record]:
     pruned_content = EX.convert_tflite(pruned, "float32")
     pruned_acc = EX.accuracy(EX.LiteModel(pruned_content).predict(xte), yte)
     pruned_zip = EX.zipped_size_bytes(pruned_content)
-    out.append(Record("deploy/tfmot-pruned-80pct-zip-size-ratio", pruned_zip / dense_zip, "x",
-                      None, f"{what}: prune_low_magnitude (PolynomialDecay 0 -> 80%, 3 epochs "
+    out.append(Record("deploy/tfmot-pruned-80pct-zip-size-ratio", dense_zip / pruned_zip, "x",
+                      None, f"{what}: the zipped dense float32 TFLite ({dense_zip:,} bytes) over "
+                      f"the pruned one: prune_low_magnitude (PolynomialDecay 0 -> 80%, 3 epochs "
                       f"of fine-tuning), strip_pruning, float32 TFLite, zipped ({pruned_zip:,} "
                       f"bytes, kernel sparsity {EX.kernel_sparsity(pruned):.2f}, accuracy "
-                      f"{pruned_acc:.4f}) over the zipped dense float32 TFLite "
-                      f"({dense_zip:,} bytes)"))
+                      f"{pruned_acc:.4f}); above 1: smaller"))
     qat = EX.qat_keras(model, xtr, ytr, epochs=2)
     qat_lite = EX.LiteModel(EX.convert_tflite(qat, "dynamic-int8"))
     qat_acc = EX.accuracy(qat_lite.predict(xte), yte)

@@ -74,6 +74,51 @@ def test_student_nbgrader_config_has_the_course_and_no_source(dist, monkeypatch)
     assert "solutions" not in (dist / "nbgrader_config.py").read_text()
 
 
+# What Validate (nbgrader's validate handler and command) makes of a config file: nbgrader's
+# Execute as the Validator builds it, and the kernel client its kernel manager would use.
+_VALIDATE_SETTINGS = """
+import sys
+from nbgrader.preprocessors import Execute
+from nbgrader.validator import Validator
+from traitlets.config.loader import PyFileConfigLoader
+
+config = PyFileConfigLoader("nbgrader_config.py", path=sys.argv[1]).load_config()
+execute = Execute(parent=Validator(config=config))
+client = execute.kernel_manager_class(config=execute.config).client_factory
+print(execute.timeout, f"{client.__module__}.{client.__name__}",
+      sys.modules[client.__module__].__file__)
+"""
+
+
+def _validate_settings(folder: Path, cwd: Path) -> tuple[int, str, Path]:
+    """(cell timeout, kernel client class, its file) with ``folder``'s nbgrader_config.py, in
+    a fresh interpreter started in ``cwd`` where nothing of the course is on the path."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", _VALIDATE_SETTINGS, str(folder)], cwd=cwd,
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 0 and not proc.stderr, proc.stderr
+    timeout, client, path = proc.stdout.split()
+    return int(timeout), client, Path(path)
+
+
+def test_students_validate_with_the_graders_timeout_and_kernel_client(dist, tmp_path):
+    timeout, client, path = _validate_settings(dist, cwd=tmp_path)
+    assert timeout == 180
+    assert client == "tools.kernel_client.WakefulKernelClient"
+    assert path == dist / "tools" / "kernel_client.py"  # the distribution's own copy
+
+
+def test_a_copy_of_the_students_config_alone_validates_with_nbgrader_s_client(dist, tmp_path):
+    """e.g. ~/.jupyter/nbgrader_config.py, with no tools/ beside it: nbgrader's stock client,
+    the same timeout, nothing printed."""
+    home = tmp_path / ".jupyter"
+    home.mkdir()
+    shutil.copy2(dist / "nbgrader_config.py", home)
+    timeout, client, _ = _validate_settings(home, cwd=tmp_path)
+    assert timeout == 180
+    assert client == "jupyter_client.asynchronous.client.AsyncKernelClient"
+
+
 def test_make_lab_sets_up_students_and_needs_nothing_left_out(dist):
     dry = subprocess.run(["make", "-n", "lab"], cwd=dist, capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr

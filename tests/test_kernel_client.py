@@ -4,6 +4,8 @@ not the whole cell timeout; and the course's nbgrader config uses it."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from pathlib import Path
 from queue import Empty
@@ -81,3 +83,13 @@ def test_the_course_config_grades_with_the_wakeful_client():
 @pytest.mark.parametrize("channel", ["shell", "iopub", "control"])
 def test_every_channel_the_grader_reads_is_wakeful(channel):
     assert getattr(WakefulKernelClient, f"{channel}_channel_class").default_value is WakefulChannel
+
+
+def test_the_client_loads_neither_torch_nor_the_course_library():
+    """Validate imports it into the Jupyter server (students' config), the grader into each
+    nbgrader process: it must stay light (tools/kernel_client.py's docstring)."""
+    code = ("import sys, tools.kernel_client; "
+            "print(sorted({'torch', 'accel_lib', 'tensorflow'} & set(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    assert proc.stdout.strip() == "[]", proc.stdout

@@ -4,14 +4,17 @@
 
 DEST (a new or empty folder) gets the released notebooks, the library, the environment
 files (pyproject.toml, requirements.lock, environment.yml, binder/, the Makefile without
-the maintainers' targets), a student README and a student nbgrader_config.py (course id and
-exchange, no source directory), all from the files git tracks here. JupyterLab there has
-nbgrader's instructor tools off: ``binder/student_setup.sh`` runs nbgrader's documented
-``jupyter labextension disable`` / ``jupyter server extension disable`` commands in the
-environment, from ``make lab`` / ``make env`` and from Binder's postBuild.
+the maintainers' targets), a student README and a student nbgrader_config.py (course id,
+exchange, and Validate run as the grader runs a notebook; no source directory), all from the
+files git tracks here. JupyterLab there has nbgrader's instructor tools off:
+``binder/student_setup.sh`` runs nbgrader's documented ``jupyter labextension disable`` /
+``jupyter server extension disable`` commands in the environment, from ``make lab`` /
+``make env`` and from Binder's postBuild.
 
 Nothing that holds or needs solutions goes: no solutions/, no tests/, no tools but those
-``make lab`` uses. The build fails if any file still holds a solution or hidden-test marker.
+``make lab`` uses and the grader's kernel client (tools/kernel_client.py), which the
+students' config gives Validate. The build fails if any file still holds a solution or
+hidden-test marker.
 With ``--git``, DEST becomes a git repository with one commit, ready to push as the students'
 repository.
 """
@@ -29,8 +32,10 @@ TEMPLATES = Path(__file__).with_name("student")
 
 FOLDERS = ("notebooks", "accel_lib", "binder")
 FILES = ("pyproject.toml", "requirements.lock", "environment.yml", "LICENSE", "LICENSE.md")
-# tools that `make lab` / Binder's postBuild may use, none of which needs solutions/
-STUDENT_TOOLS = ("tools/__init__.py", "tools/lab.py", "tools/lab_overrides.json")
+# tools that `make lab` / Binder's postBuild may use, and the kernel client that the students'
+# nbgrader_config.py gives Validate (as the grader has it); none of them needs solutions/
+STUDENT_TOOLS = ("tools/__init__.py", "tools/lab.py", "tools/lab_overrides.json",
+                 "tools/kernel_client.py")
 # Makefile targets that need what students do not get (tests, solutions, benchmarks, ruff)
 MAINTAINER_TARGETS = ("test", "lint", "bench", "release", "lock", "student-dist",
                       "guide-check", "autograde", "hub-deps")

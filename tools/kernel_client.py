@@ -12,6 +12,12 @@ This client's channels wait in short slices and, before each, ask libzmq itself
 (``zmq.EVENTS``, which also re-arms the descriptor) whether a message is there: a missed
 wake-up costs at most one slice. Nothing else changes: the same messages, in the same order,
 with the same overall timeout.
+
+Students' *Validate* uses it too: the student distribution (tools/dist.py) ships this module,
+and its nbgrader_config.py (tools/student/) selects it where it is importable. It needs only
+jupyter_client, pyzmq and traitlets, which nbgrader brings. (It is not in accel_lib, which
+students always have, because importing accel_lib loads torch, about 1.5 s and 270 MB, into
+the Jupyter server or nbgrader process, which only drives the kernel; a test keeps it so.)
 """
 
 from __future__ import annotations

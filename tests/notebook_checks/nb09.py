@@ -140,6 +140,8 @@ assert levels["extended"]["nodes"] < levels["disabled"]["nodes"]
 assert qparams_match == (abs(in_scale - float(ours.scale)) <= 1e-6 * in_scale
                          and in_zp == int(ours.zero_point)) and qparams_match
 assert abs(int8_ratio - variants["TFLite float32"].bs1_ms / variants["TFLite int8"].bs1_ms) < 1e-12
+assert abs(int8_smaller - variants["TFLite float32"].size_bytes
+           / variants["TFLite int8"].size_bytes) < 1e-12 and int8_smaller > 1, int8_smaller
 assert int8_story == _v(int8_ratio), (int8_ratio, int8_story)
 assert ort_int8_story == _v(ort_int8_ratio), (ort_int8_ratio, ort_int8_story)
 assert fastest_bs1 == min(variants, key=lambda n: variants[n].bs1_ms)
