@@ -129,8 +129,8 @@ def plot_pareto(points: Sequence[Any], objectives: Mapping[str, int] = OBJECTIVE
                    drawstyle="steps-post" if objectives[kx] < 0 else "steps-pre")
         a.set_xlabel(kx)
         a.set_ylabel(ky)
-        if kx == "size_bytes":
-            a.set_xscale("log")
+        if kx == "size_bytes" or "latency" in kx:  # spans decades (and one slow outlier
+            a.set_xscale("log")                    # would squash the rest into a corner)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
