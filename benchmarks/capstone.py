@@ -21,7 +21,7 @@ def records() -> list[Record]:
     data = CP.digits_data()
     base = CP.train_baseline(data)
     pipe = CP.Pipeline(CP.REFERENCE_STEPS)
-    recs = pipe.run(base, data, time=False)
+    recs = pipe.run(base, data, time=False, gpu=None)
     first, last = recs[0], recs[-1]
     r = CP.ratios(first, last)
     label = f"SmallCNN{CP.BASELINE_CHANNELS} -> {pipe.label}"
@@ -47,6 +47,19 @@ def records() -> list[Record]:
                           f"the pipeline's model ({c.baseline.median_ms:.3f} vs "
                           f"{c.optimized.median_ms:.3f} ms, median of 40 interleaved samples; "
                           "the integer layers run accel_lib's reference int8 path)"))
+    # the same pruned, folded model handed to the two int8 runtimes, vs the float baseline
+    x1 = data.example[:1].contiguous()
+    for kind, runtime in (("export", "ort"), ("tflite", "tflite")):
+        steps = (CP.Step("prune", 0.5, 3), CP.Step("fold"), CP.Step(kind, 8))
+        model = CP.Pipeline(steps).run(base, data, time=False, gpu=None)[-1].model
+        with torch.inference_mode():
+            c = compare(lambda: base(x1), lambda: model(x1),  # noqa: B023
+                        warmup=5, repeats=40, verbose=False)
+        out.append(Record(f"capstone/{runtime}-int8-speedup-bs1", c.speedup, "x", 1.0,
+                          f"SmallCNN{CP.BASELINE_CHANNELS} -> {CP.Pipeline(steps).label} "
+                          f"({model.runtime}, {threads} threads), batch 1: eager float "
+                          f"baseline vs the exported int8 model ({c.baseline.median_ms:.3f} vs "
+                          f"{c.optimized.median_ms:.3f} ms, median of 40 interleaved samples)"))
     results = CP.grid_search(base, data, CP.ORDER_GRID, repeats=5)
     points = [CP.measure(base, data, "baseline", repeats=5).as_dict()
               | {"name": "baseline"}] + results
