@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         rank, world = dist.get_rank(), dist.get_world_size()
         res = data_parallel_worker(rank, world, args.mode, args.steps, args.batch_size,
                                    args.lr, args.seed)
+        # every rank done with every collective before any tears its gloo threads down: a
+        # rank that exits while its peer is still closing aborts ("terminate called without
+        # an active exception", seen once in CI)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
     if rank == 0:
